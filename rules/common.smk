@@ -1,0 +1,56 @@
+# Shared helpers: config validation, the grid (from qatgrid.grid.expand_runs, the
+# one source of truth), and the input functions that say which runs each output needs.
+# Kept cheap: every cluster job re-parses this file, so nothing here imports torch.
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from qatgrid.grid import expand_runs  # noqa: E402
+
+validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
+
+RUNS = {run.id: run for run in expand_runs(config)}
+FIGURES = ["loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance"]
+TABLES = ["runs.parquet", "runs.csv", "loss_by_warmdown.csv", "optimal_warmdown.csv", "paired_tests.csv",
+          "regimes.csv", "penalty.csv", "penalty_fit.csv", "probes.csv", "probe_ratio.csv"]
+BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
+
+wildcard_constraints:
+    run=r"[A-Za-z0-9_.-]+/(fp16|int\d+)/[0-9.]+[KMB]/wd[0-9.]+/lr[0-9.]+x/[a-z]+-[a-z]+-x[0-9.]+/seed\d+",
+
+
+def run_ids(predicate=lambda run: True):
+    return [rid for rid, run in RUNS.items() if predicate(run)]
+
+
+def metrics_files(predicate=lambda run: True):
+    return [f"results/runs/{rid}/metrics.json" for rid in run_ids(predicate)]
+
+
+def is_base_arm(run):
+    return all(getattr(run, k) == v for k, v in BASE_ARM.items())
+
+
+def penalty_runs(run):
+    return is_base_arm(run) and run.bits in (16, config["analysis"]["penalty_bits"])
+
+
+def probed_runs(run):
+    return run.bits in (16, config["probe"]["grid_bits"])
+
+
+def probe_files():
+    return [f"results/probes/{rid}.json" for rid in run_ids(probed_runs)]
+
+
+def train_resources(wildcards, attempt, key):
+    """Per-size runtime and memory from config; the runtime doubles on each retry."""
+    res = config["resources"]["sizes"].get(RUNS[wildcards.run].size, config["resources"]["default"])
+    return res["runtime_min"] * 2 ** (attempt - 1) if key == "runtime" else res[key]
+
+
+def all_targets():
+    return ([f"results/tables/{t}" for t in TABLES]
+            + [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("pdf", "png")])

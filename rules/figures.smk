@@ -1,0 +1,62 @@
+# One rule per figure, so `snakemake results/figures/<name>.pdf` builds only what that figure needs.
+
+
+rule figure_loss_vs_warmdown:
+    input:
+        table="results/tables/loss_by_warmdown.csv",
+    output:
+        pdf="results/figures/loss_vs_warmdown.pdf",
+        png="results/figures/loss_vs_warmdown.png",
+    log:
+        "results/logs/figures/loss_vs_warmdown.log",
+    script:
+        "../workflow/scripts/figure.py"
+
+
+rule figure_optimal_warmdown:
+    input:
+        table="results/tables/optimal_warmdown.csv",
+    output:
+        pdf="results/figures/optimal_warmdown.pdf",
+        png="results/figures/optimal_warmdown.png",
+    log:
+        "results/logs/figures/optimal_warmdown.log",
+    script:
+        "../workflow/scripts/figure.py"
+
+
+rule figure_penalty_law:
+    input:
+        table="results/tables/penalty.csv",
+        fit="results/tables/penalty_fit.csv",
+    output:
+        pdf="results/figures/penalty_law.pdf",
+        png="results/figures/penalty_law.png",
+    log:
+        "results/logs/figures/penalty_law.log",
+    script:
+        "../workflow/scripts/figure.py"
+
+
+rule figure_paired_z:
+    input:
+        table="results/tables/paired_tests.csv",
+    output:
+        pdf="results/figures/paired_z.pdf",
+        png="results/figures/paired_z.png",
+    log:
+        "results/logs/figures/paired_z.log",
+    script:
+        "../workflow/scripts/figure.py"
+
+
+rule figure_grid_distance:
+    input:
+        table="results/tables/probe_ratio.csv",
+    output:
+        pdf="results/figures/grid_distance.pdf",
+        png="results/figures/grid_distance.png",
+    log:
+        "results/logs/figures/grid_distance.log",
+    script:
+        "../workflow/scripts/figure.py"

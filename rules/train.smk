@@ -1,0 +1,22 @@
+rule train:
+    input:
+        train="results/data/train.bin",
+        val="results/data/val.bin",
+        meta="results/data/meta.json",
+    output:
+        metrics="results/runs/{run}/metrics.json",
+        ckpt_prewarmdown="results/runs/{run}/ckpt_prewarmdown.pt",
+        ckpt_final="results/runs/{run}/ckpt_final.pt",
+    params:
+        run=lambda wildcards: RUNS[wildcards.run].as_dict(),
+        train=config["train"],
+        # Resumable state sits outside the declared outputs, which Snakemake deletes on failure.
+        state_dir=lambda wildcards: f"results/state/{wildcards.run}",
+    threads: config["train"]["threads"]
+    resources:
+        runtime=lambda wildcards, attempt: train_resources(wildcards, attempt, "runtime"),
+        mem_mb=lambda wildcards, attempt: train_resources(wildcards, attempt, "mem_mb"),
+    log:
+        "results/logs/train/{run}.log",
+    script:
+        "../workflow/scripts/train.py"

@@ -1,0 +1,1 @@
+"""qatgrid: the schedule x bit-width QAT study as a reproducible workflow."""

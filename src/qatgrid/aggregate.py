@@ -1,0 +1,46 @@
+"""Per-run JSON files -> tidy tables. The runs table's columns are the contract
+the analyses rely on (documented in config/README.md, versioned by schema_version)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .grid import parse_run_id
+from .io import atomic_path, read_json
+
+RUN_COLUMNS = ["run_id", "phase", "bits", "size", "n_params", "warmdown_frac", "lr_mult", "lr", "seed",
+               "optimizer", "schedule", "length_mult", "steps", "steps_done", "tokens", "final_val_loss",
+               "final_val_bpb", "diverged", "wall_seconds", "device", "device_name", "schema_version"]
+
+
+def load_runs(metric_paths: list[str]) -> pd.DataFrame:
+    rows = []
+    for path in metric_paths:
+        m = read_json(path)
+        missing = [c for c in RUN_COLUMNS if c not in m]
+        if missing:
+            raise ValueError(f"{path}: metrics lack {', '.join(missing)} (schema_version {m.get('schema_version')})")
+        rows.append({c: m[c] for c in RUN_COLUMNS})
+    df = pd.DataFrame(rows, columns=RUN_COLUMNS)
+    return df.astype({"final_val_loss": float, "final_val_bpb": float, "diverged": bool})
+
+
+def load_probes(probe_paths: list[str]) -> pd.DataFrame:
+    rows = []
+    for path in probe_paths:
+        p = read_json(path)
+        run = parse_run_id(p["run_id"])
+        rows.append({"run_id": p["run_id"], **run.as_dict(), "grid_bits": p["grid_bits"],
+                     "mean_distance": p["mean_distance"], "n_weights": p["n_weights"]})
+    return pd.DataFrame(rows)
+
+
+def write_table(df: pd.DataFrame, path: str | Path) -> None:
+    """CSV or Parquet by suffix, written atomically."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)

@@ -1,0 +1,31 @@
+"""Model size table, importable without torch (the Snakefile and config checks use it)."""
+from __future__ import annotations
+
+HEAD_DIM = 64
+
+# name -> (n_layer, d_model). Names are the total parameter count (tied
+# embedding counted once) at the paper's vocabulary of 1024; tests/test_model.py
+# checks each within +-10%. The sub-million sizes exist for CPU runs: they scale
+# depth only, at width 64, because on a CPU without native bf16 the Newton-Schulz
+# step of torch.optim.Muon (which runs in bf16) dominates and grows with width.
+SIZES: dict[str, tuple[int, int]] = {
+    "0.1M": (1, 64),
+    "0.16M": (3, 64),
+    "0.2M": (4, 64),
+    "3M": (6, 256),
+    "5M": (10, 256),
+    "8M": (7, 384),
+    "15M": (8, 512),
+    "30M": (10, 640),
+    "50M": (12, 768),
+    "100M": (13, 1024),
+    "175M": (15, 1280),
+    "250M": (15, 1536),
+    "350M": (21, 1536),
+}
+
+
+def size_to_number(name: str) -> float:
+    """'15M' -> 15e6; the nominal count a size name promises."""
+    scale = {"K": 1e3, "M": 1e6, "B": 1e9}[name[-1]]
+    return float(name[:-1]) * scale

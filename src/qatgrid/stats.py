@@ -1,0 +1,195 @@
+"""The study's analyses, as pure functions of the runs table (and probe table).
+
+Definitions used throughout:
+- A *cell* is (phase, bits, size, optimizer, schedule, length_mult).
+- Within a cell each warmdown fraction is scored at its own best LR multiplier
+  (lowest mean final validation loss over seeds), as an LR sweep intends.
+- Diverged runs are excluded from means and pairs (they are counted separately).
+
+Paired test (`paired_tests`): for the cell's best warmdown b and each
+alternative a, the per-seed differences d_s = L(a, s) - L(b, s) over seeds run
+at both give z = mean(d) / (sd(d) / sqrt(n)) (sd with n-1 denominator; this is
+the paired t statistic, scipy.stats.ttest_rel). p is two-sided from Student's
+t with n-1 degrees of freedom; within each cell the alternatives' p values are
+Holm-adjusted. z > 0 means the best warmdown wins.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+CELL = ["phase", "bits", "size", "optimizer", "schedule", "length_mult"]
+BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
+
+
+def completed(df: pd.DataFrame) -> pd.DataFrame:
+    return df[~df["diverged"].astype(bool) & df["final_val_loss"].notna()]
+
+
+def best_lr_per_warmdown(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (cell, warmdown): the LR multiplier with the lowest mean loss, and that mean."""
+    means = (completed(df).groupby(CELL + ["n_params", "warmdown_frac", "lr_mult"], as_index=False)
+             .agg(mean_loss=("final_val_loss", "mean"), sd_loss=("final_val_loss", "std"),
+                  n_seeds=("seed", "nunique")))
+    idx = means.groupby(CELL + ["warmdown_frac"])["mean_loss"].idxmin()
+    return means.loc[idx].reset_index(drop=True)
+
+
+def optimal_warmdown(df: pd.DataFrame) -> pd.DataFrame:
+    per_wd = best_lr_per_warmdown(df)
+    idx = per_wd.groupby(CELL)["mean_loss"].idxmin()
+    best = per_wd.loc[idx].rename(columns={"warmdown_frac": "best_warmdown", "lr_mult": "best_lr_mult",
+                                           "mean_loss": "best_mean_loss"})
+    best["n_warmdowns"] = per_wd.groupby(CELL)["warmdown_frac"].nunique().reindex(
+        pd.MultiIndex.from_frame(best[CELL])).to_numpy()
+    return best.drop(columns=["sd_loss"]).sort_values(CELL).reset_index(drop=True)
+
+
+def paired_z(diffs: np.ndarray) -> tuple[float, float]:
+    """(z, two-sided p) of the paired differences; NaN when fewer than two pairs."""
+    diffs = np.asarray(diffs, dtype=float)
+    n = diffs.size
+    if n < 2:
+        return float("nan"), float("nan")
+    sd = diffs.std(ddof=1)
+    mean = diffs.mean()
+    if sd == 0:
+        return (float("nan"), float("nan")) if mean == 0 else (float(np.sign(mean) * np.inf), 0.0)
+    z = mean / (sd / np.sqrt(n))
+    return float(z), float(2 * sps.t.sf(abs(z), df=n - 1))
+
+
+def holm(pvalues: np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p values (statsmodels' multipletests, method 'holm'); NaNs pass through."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
+    return out
+
+
+def paired_tests(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Each alternative warmdown against the cell's best, paired by seed (see module doc)."""
+    done = completed(df)
+    per_wd = best_lr_per_warmdown(df)
+    best = optimal_warmdown(df)
+    rows = []
+    for _, cell in best.iterrows():
+        key = tuple(cell[c] for c in CELL)
+        in_cell = done[(done[CELL] == pd.Series(key, index=CELL)).all(axis=1)]
+        cands = per_wd[(per_wd[CELL] == pd.Series(key, index=CELL)).all(axis=1)]
+
+        def losses(wd, lr):
+            r = in_cell[(in_cell["warmdown_frac"] == wd) & (in_cell["lr_mult"] == lr)]
+            return r.set_index("seed")["final_val_loss"]
+
+        ref = losses(cell["best_warmdown"], cell["best_lr_mult"])
+        cell_rows = []
+        for _, alt in cands.iterrows():
+            if alt["warmdown_frac"] == cell["best_warmdown"]:
+                continue
+            other = losses(alt["warmdown_frac"], alt["lr_mult"])
+            seeds = ref.index.intersection(other.index)
+            d = (other.loc[seeds] - ref.loc[seeds]).to_numpy()
+            z, p = paired_z(d)
+            cell_rows.append({**dict(zip(CELL, key)), "n_params": cell["n_params"],
+                              "best_warmdown": cell["best_warmdown"], "alt_warmdown": alt["warmdown_frac"],
+                              "n_pairs": int(d.size), "mean_diff": float(d.mean()) if d.size else np.nan,
+                              "sd_diff": float(d.std(ddof=1)) if d.size > 1 else np.nan,
+                              "z": z, "p": p, "seeds_best_wins": int((d > 0).sum())})
+        if cell_rows:
+            adj = holm(np.array([r["p"] for r in cell_rows]))
+            for r, pa in zip(cell_rows, adj):
+                r["p_holm"] = pa
+                r["significant"] = bool(pa < alpha)
+            rows.extend(cell_rows)
+    cols = CELL + ["n_params", "best_warmdown", "alt_warmdown", "n_pairs", "mean_diff", "sd_diff", "z", "p",
+                   "p_holm", "significant", "seeds_best_wins"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def regimes(tests: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: 'decisive' when the best warmdown beats every alternative significantly, else 'noise-dominated'."""
+    g = tests.groupby(CELL + ["n_params", "best_warmdown"], as_index=False).agg(
+        min_abs_z=("z", lambda z: float(np.min(np.abs(z)))), all_significant=("significant", "all"))
+    g["regime"] = np.where(g["all_significant"], "decisive", "noise-dominated")
+    return g
+
+
+def base_arm(df: pd.DataFrame) -> pd.DataFrame:
+    mask = np.ones(len(df), dtype=bool)
+    for k, v in BASE_ARM.items():
+        mask &= (df[k] == v).to_numpy()
+    return df[mask]
+
+
+def quant_penalty(df: pd.DataFrame, bits: int) -> pd.DataFrame:
+    """Per (phase, size, seed): loss of the `bits` arm minus the FP16 arm, each at its cell's
+    optimal (warmdown, LR), paired by seed. Base arm (Muon, linear, 1x) only."""
+    df = base_arm(completed(df))
+    best = optimal_warmdown(df)
+    rows = []
+    for (phase, size), cells in best.groupby(["phase", "size"]):
+        by_bits = cells.set_index("bits")
+        if 16 not in by_bits.index or bits not in by_bits.index:
+            continue
+
+        def losses(b):
+            c = by_bits.loc[b]
+            r = df[(df["phase"] == phase) & (df["size"] == size) & (df["bits"] == b)
+                   & (df["warmdown_frac"] == c["best_warmdown"]) & (df["lr_mult"] == c["best_lr_mult"])]
+            return r.set_index("seed")["final_val_loss"]
+
+        q, fp = losses(bits), losses(16)
+        for seed in q.index.intersection(fp.index):
+            rows.append({"phase": phase, "size": size, "n_params": int(by_bits.loc[bits, "n_params"]),
+                         "bits": bits, "seed": int(seed), "penalty": float(q[seed] - fp[seed])})
+    return pd.DataFrame(rows, columns=["phase", "size", "n_params", "bits", "seed", "penalty"])
+
+
+def fit_penalty_law(penalty: pd.DataFrame, heldout_sizes: list[str], alpha: float = 0.05) -> pd.DataFrame:
+    """OLS of penalty on log10(n_params) over per-seed points of the non-held-out sizes;
+    95% prediction interval for a new observation at every size; a held-out size is
+    covered when its mean penalty over seeds lies inside that interval."""
+    import statsmodels.api as sm
+
+    fit_rows = penalty[~penalty["size"].isin(heldout_sizes)]
+    if fit_rows["size"].nunique() < 2 or len(fit_rows) < 3:
+        raise ValueError(f"the penalty law needs >= 2 fit sizes and >= 3 points, got "
+                         f"{fit_rows['size'].nunique()} sizes / {len(fit_rows)} points")
+    X = sm.add_constant(np.log10(fit_rows["n_params"].to_numpy(dtype=float)))
+    model = sm.OLS(fit_rows["penalty"].to_numpy(dtype=float), X).fit()
+    per_size = penalty.groupby("size", as_index=False).agg(n_params=("n_params", "first"),
+                                                           mean_penalty=("penalty", "mean"), n_seeds=("seed", "nunique"))
+    pred = model.get_prediction(sm.add_constant(np.log10(per_size["n_params"].to_numpy(dtype=float)),
+                                                has_constant="add")).summary_frame(alpha=alpha)
+    out = per_size.assign(predicted=pred["mean"].to_numpy(), pi_low=pred["obs_ci_lower"].to_numpy(),
+                          pi_high=pred["obs_ci_upper"].to_numpy(), heldout=per_size["size"].isin(heldout_sizes))
+    out["covered"] = (out["mean_penalty"] >= out["pi_low"]) & (out["mean_penalty"] <= out["pi_high"])
+    out["intercept"], out["slope_per_decade"] = model.params[0], model.params[1]
+    out["r_squared"], out["n_fit_points"] = model.rsquared, int(model.nobs)
+    return out.sort_values("n_params").reset_index(drop=True)
+
+
+def probe_ratio(probes: pd.DataFrame, grid_bits: int, alpha: float = 0.05) -> pd.DataFrame:
+    """Per (phase, size): mean over matched pairs of distance(QAT at grid_bits) / distance(FP16),
+    pairs matched on every other axis; t confidence interval across pairs."""
+    keys = ["phase", "size", "warmdown_frac", "lr_mult", "seed", "optimizer", "schedule", "length_mult"]
+    q = probes[probes["bits"] == grid_bits].set_index(keys)["mean_distance"]
+    fp = probes[probes["bits"] == 16].set_index(keys)["mean_distance"]
+    ratio = (q / fp).dropna().rename("ratio").reset_index()
+    rows = []
+    for (phase, size), g in ratio.groupby(["phase", "size"]):
+        r = g["ratio"].to_numpy()
+        n, mean = r.size, float(r.mean())
+        half = float(sps.t.ppf(1 - alpha / 2, n - 1) * r.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+        rows.append({"phase": phase, "size": size, "grid_bits": grid_bits, "n_pairs": n, "ratio": mean,
+                     "ci_low": mean - half, "ci_high": mean + half,
+                     "qat_distance": float(q.xs((phase, size), level=["phase", "size"]).mean()),
+                     "fp16_distance": float(fp.xs((phase, size), level=["phase", "size"]).mean())})
+    return pd.DataFrame(rows, columns=["phase", "size", "grid_bits", "n_pairs", "ratio", "ci_low", "ci_high",
+                                       "qat_distance", "fp16_distance"])

@@ -1,0 +1,215 @@
+"""Train one run of the grid: QAT (or FP16) from initialisation, resumable.
+
+Outputs (written only when the run ends, each atomically):
+    metrics.json, ckpt_prewarmdown.pt, ckpt_final.pt
+Resumable state lives in a separate state folder (Snakemake deletes a failed
+job's declared outputs, the state survives): last.pt plus its sha256, written
+every `checkpoint_every` steps and when SIGTERM/SIGUSR1/SIGUSR2 arrives.
+
+Batches are a pure function of (seed, step), so resuming needs only model,
+optimiser and bookkeeping state, and a resumed CPU run is bitwise identical to
+an uninterrupted one.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import load_tokens
+from .grid import Run
+from .io import atomic_path, read_json, sha256_file, write_json
+from .model import GPT, ModelConfig, count_params
+from .optim import build_optimizers, set_lr
+from .schedule import lr_multiplier, warmdown_start
+
+METRICS_SCHEMA_VERSION = 1
+CHECKPOINT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+log = logging.getLogger("qatgrid.train")
+
+
+class Interrupted(RuntimeError):
+    """Raised after a checkpoint was saved because the scheduler asked us to stop."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def total_steps(train_cfg: dict, run: Run) -> int:
+    return max(1, round(train_cfg["steps"] * run.length_mult))
+
+
+def get_batch(tokens: np.ndarray, seed: int, step: int, batch_size: int, seq_len: int,
+              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random windows drawn from a generator keyed on (seed, step): stateless, so resumable."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    starts = torch.randint(0, len(tokens) - seq_len - 1, (batch_size,), generator=g).numpy()
+    window = np.stack([tokens[s:s + seq_len + 1] for s in starts]).astype(np.int64)
+    xy = torch.from_numpy(window).to(device)
+    return xy[:, :-1], xy[:, 1:]
+
+
+@torch.no_grad()
+def evaluate(model: GPT, val_tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
+             device: torch.device) -> float:
+    """Mean next-token loss (nats) over the first `max_tokens` validation tokens, in fixed windows."""
+    model.eval()
+    n_windows = max(1, min(max_tokens, len(val_tokens) - 1) // seq_len)
+    total, count = 0.0, 0
+    for i in range(0, n_windows, batch_size):
+        idx = range(i, min(i + batch_size, n_windows))
+        window = np.stack([val_tokens[j * seq_len:(j + 1) * seq_len + 1] for j in idx]).astype(np.int64)
+        xy = torch.from_numpy(window).to(device)
+        loss = model(xy[:, :-1], xy[:, 1:])
+        total += loss.item() * len(idx)
+        count += len(idx)
+    model.train()
+    return total / count
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Atomic torch.save plus a sha256 sidecar used to detect truncated files."""
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    with atomic_path(path.with_suffix(path.suffix + ".sha256")) as tmp:
+        tmp.write_text(sha256_file(path) + "\n")
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    """The checkpoint if present and intact; None (and a warning) otherwise."""
+    sidecar = path.with_suffix(path.suffix + ".sha256")
+    if not path.exists():
+        return None
+    if not sidecar.exists() or sidecar.read_text().strip() != sha256_file(path):
+        log.warning("checkpoint %s fails its checksum; ignoring it", path)
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def model_state(model: GPT) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, threads: int = 1) -> dict:
+    train_cfg = cfg["train"]
+    out_dir, state_dir = Path(out_dir), Path(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(train_cfg["device"])
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    meta = read_json(Path(data_dir) / "meta.json")
+    train_tokens = load_tokens(str(Path(data_dir) / "train.bin"))
+    val_tokens = load_tokens(str(Path(data_dir) / "val.bin"))
+
+    steps = total_steps(train_cfg, run)
+    wd_start = warmdown_start(steps, run.warmdown_frac)
+    seq_len, batch_size = train_cfg["seq_len"], train_cfg["batch_size"]
+    torch.manual_seed(run.seed)
+    mcfg = ModelConfig.from_size(run.size, vocab_size=meta["vocab_size"], seq_len=seq_len, bits=run.bits,
+                                 logit_softcap=train_cfg["logit_softcap"])
+    model = GPT(mcfg).to(device)
+    optimizers = build_optimizers(model, run.optimizer, train_cfg["lr"], run.lr_mult, train_cfg["weight_decay"])
+
+    state_path = state_dir / "last.pt"
+    state = load_checkpoint(state_path)
+    step, curve, elapsed, diverged, prewarmdown = 0, [], 0.0, False, None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        for opt, opt_state in zip(optimizers, state["optimizers"]):
+            opt.load_state_dict(opt_state)
+        step, curve, elapsed = state["step"], state["curve"], state["elapsed"]
+        prewarmdown = state.get("prewarmdown")
+        log.info("resumed %s from step %d", run.id, step)
+
+    def checkpoint() -> None:
+        save_checkpoint(state_path, {"model": model_state(model), "optimizers": [o.state_dict() for o in optimizers],
+                                     "step": step, "curve": curve, "elapsed": elapsed, "prewarmdown": prewarmdown})
+
+    stop_requested = []
+    previous = {s: signal.signal(s, lambda signum, frame: stop_requested.append(signum)) for s in CHECKPOINT_SIGNALS}
+    t0 = time.perf_counter()
+    threshold = train_cfg["diverge_loss"]
+    try:
+        while step < steps:
+            if step == wd_start and prewarmdown is None:
+                prewarmdown = model_state(model)
+            set_lr(optimizers, lr_multiplier(step, steps, train_cfg["warmup_steps"], run.warmdown_frac, run.schedule))
+            x, y = get_batch(train_tokens, run.seed, step, batch_size, seq_len, device)
+            loss = model(x, y)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if train_cfg["grad_clip"] > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg["grad_clip"])
+            for opt in optimizers:
+                opt.step()
+            step += 1
+            if step % train_cfg["log_every"] == 0 or step == steps:
+                train_loss = loss.item()
+                entry = {"step": step, "train_loss": train_loss}
+                if step % train_cfg["eval_every"] == 0 or step == steps:
+                    entry["val_loss"] = evaluate(model, val_tokens, seq_len, batch_size, train_cfg["eval_tokens"], device)
+                curve.append(entry)
+                log.info("%s step %d/%d %s", run.id, step, steps,
+                         " ".join(f"{k}={v:.4f}" for k, v in entry.items() if k != "step"))
+                if not math.isfinite(train_loss) or train_loss > threshold:
+                    diverged = True
+                    log.warning("%s diverged at step %d (train loss %s > %s)", run.id, step, train_loss, threshold)
+                    break
+            if step % train_cfg["checkpoint_every"] == 0 and step < steps:
+                elapsed += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                checkpoint()
+            if stop_requested:
+                elapsed += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                checkpoint()
+                raise Interrupted(f"{run.id}: stopped by signal {stop_requested[0]} at step {step}; checkpoint saved")
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    elapsed += time.perf_counter() - t0
+
+    # JSON has no NaN: a diverged run reports null losses and diverged=true.
+    final_val = None if diverged else curve[-1]["val_loss"]
+    val_split = meta["splits"]["val"]
+    bpb = None if diverged else final_val / math.log(2) * val_split["tokens"] / val_split["bytes"]
+    metrics = {
+        "schema_version": METRICS_SCHEMA_VERSION, "run_id": run.id, **run.as_dict(),
+        "n_params": count_params(model), "n_layer": mcfg.n_layer, "d_model": mcfg.d_model,
+        "steps": steps, "steps_done": step, "warmdown_start": wd_start,
+        "tokens": step * batch_size * seq_len, "lr": train_cfg["lr"]["adamw" if run.optimizer == "adamw" else "muon"] * run.lr_mult,
+        "final_val_loss": final_val, "final_val_bpb": bpb, "diverged": diverged, "curve": curve,
+        "wall_seconds": elapsed, "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+    }
+    # A diverged run stops before warmdown may begin; its probe input is then the last state.
+    save_checkpoint_plain(out_dir / "ckpt_prewarmdown.pt", prewarmdown if prewarmdown is not None else model_state(model), run, mcfg)
+    save_checkpoint_plain(out_dir / "ckpt_final.pt", model_state(model), run, mcfg)
+    write_json(out_dir / "metrics.json", metrics)
+    return metrics
+
+
+def save_checkpoint_plain(path: Path, weights: dict, run: Run, mcfg: ModelConfig) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"model": weights, "run_id": run.id, "bits": run.bits, "size": run.size,
+                    "n_layer": mcfg.n_layer, "d_model": mcfg.d_model}, tmp)
+
+
+def clear_state(state_dir: str) -> None:
+    """Drop resumable state once a run's outputs are in place."""
+    for name in ("last.pt", "last.pt.sha256"):
+        try:
+            os.unlink(Path(state_dir) / name)
+        except FileNotFoundError:
+            pass
