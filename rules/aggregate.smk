@@ -4,6 +4,8 @@ rule runs_table:
     output:
         parquet="results/tables/runs.parquet",
         csv="results/tables/runs.csv",
+    conda:
+        "../envs/analysis.yaml"
     log:
         "results/logs/runs_table.log",
     script:
@@ -20,6 +22,8 @@ rule warmdown_tables:
         regimes="results/tables/regimes.csv",
     params:
         alpha=config["analysis"]["alpha"],
+    conda:
+        "../envs/analysis.yaml"
     log:
         "results/logs/warmdown_tables.log",
     script:
@@ -36,6 +40,8 @@ rule penalty_tables:
         bits=config["analysis"]["penalty_bits"],
         heldout_sizes=config["analysis"]["heldout_sizes"],
         alpha=config["analysis"]["alpha"],
+    conda:
+        "../envs/analysis.yaml"
     log:
         "results/logs/penalty_tables.log",
     script:
@@ -51,6 +57,8 @@ rule probe_tables:
     params:
         grid_bits=config["probe"]["grid_bits"],
         alpha=config["analysis"]["alpha"],
+    conda:
+        "../envs/analysis.yaml"
     log:
         "results/logs/probe_tables.log",
     script:

@@ -7,11 +7,11 @@ from pathlib import Path
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from qatgrid.grid import expand_runs  # noqa: E402
+from qatgrid.grid import check_config  # noqa: E402
 
 validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
 
-RUNS = {run.id: run for run in expand_runs(config)}
+RUNS = {run.id: run for run in check_config(config)}
 FIGURES = ["loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance"]
 TABLES = ["runs.parquet", "runs.csv", "loss_by_warmdown.csv", "optimal_warmdown.csv", "paired_tests.csv",
           "regimes.csv", "penalty.csv", "penalty_fit.csv", "probes.csv", "probe_ratio.csv"]

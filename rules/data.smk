@@ -3,6 +3,8 @@ rule tokenizer:
         "results/data/tokenizer.json",
     params:
         data=config["data"],
+    conda:
+        "../envs/data.yaml"
     log:
         "results/logs/tokenizer.log",
     script:
@@ -18,6 +20,8 @@ rule tokens:
         meta="results/data/meta.json",
     params:
         data=config["data"],
+    conda:
+        "../envs/data.yaml"
     log:
         "results/logs/tokens.log",
     script:

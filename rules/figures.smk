@@ -7,6 +7,8 @@ rule figure_loss_vs_warmdown:
     output:
         pdf="results/figures/loss_vs_warmdown.pdf",
         png="results/figures/loss_vs_warmdown.png",
+    conda:
+        "../envs/analysis.yaml"
     log:
         "results/logs/figures/loss_vs_warmdown.log",
     script:
@@ -19,6 +21,8 @@ rule figure_optimal_warmdown:
     output:
         pdf="results/figures/optimal_warmdown.pdf",
         png="results/figures/optimal_warmdown.png",
+    conda:
+        "../envs/analysis.yaml"
     log:
         "results/logs/figures/optimal_warmdown.log",
     script:
@@ -32,6 +36,8 @@ rule figure_penalty_law:
     output:
         pdf="results/figures/penalty_law.pdf",
         png="results/figures/penalty_law.png",
+    conda:
+        "../envs/analysis.yaml"
     log:
         "results/logs/figures/penalty_law.log",
     script:
@@ -44,6 +50,8 @@ rule figure_paired_z:
     output:
         pdf="results/figures/paired_z.pdf",
         png="results/figures/paired_z.png",
+    conda:
+        "../envs/analysis.yaml"
     log:
         "results/logs/figures/paired_z.log",
     script:
@@ -56,6 +64,8 @@ rule figure_grid_distance:
     output:
         pdf="results/figures/grid_distance.pdf",
         png="results/figures/grid_distance.png",
+    conda:
+        "../envs/analysis.yaml"
     log:
         "results/logs/figures/grid_distance.log",
     script:

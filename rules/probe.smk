@@ -5,6 +5,8 @@ rule probe:
         "results/probes/{run}.json",
     params:
         grid_bits=config["probe"]["grid_bits"],
+    conda:
+        "../envs/train.yaml"
     log:
         "results/logs/probe/{run}.log",
     script:

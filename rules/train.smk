@@ -16,6 +16,8 @@ rule train:
     resources:
         runtime=lambda wildcards, attempt: train_resources(wildcards, attempt, "runtime"),
         mem_mb=lambda wildcards, attempt: train_resources(wildcards, attempt, "mem_mb"),
+    conda:
+        "../envs/train.yaml"
     log:
         "results/logs/train/{run}.log",
     script:

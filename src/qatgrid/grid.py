@@ -108,3 +108,20 @@ def expand_runs(config: dict) -> list[Run]:
 
 def runs_by_id(config: dict) -> dict[str, Run]:
     return {r.id: r for r in expand_runs(config)}
+
+
+def check_config(config: dict) -> list[Run]:
+    """Checks the schema cannot express; returns the runs. Errors name the key at fault."""
+    runs = expand_runs(config)
+    sizes = {r.size for r in runs}
+    bits = {r.bits for r in runs}
+    train = config["train"]
+    if train["warmup_steps"] >= train["steps"]:
+        raise ValueError(f"train.warmup_steps ({train['warmup_steps']}) must be < train.steps ({train['steps']})")
+    for size in config["analysis"]["heldout_sizes"]:
+        if size not in sizes:
+            raise ValueError(f"analysis.heldout_sizes names {size!r}, which no sweep trains (sizes: {sorted(sizes)})")
+    for key, b in (("analysis.penalty_bits", config["analysis"]["penalty_bits"]), ("probe.grid_bits", config["probe"]["grid_bits"])):
+        if not {16, b} <= bits:
+            raise ValueError(f"{key} = {b} needs both FP16 and INT{b} runs in the sweeps (bits present: {sorted(bits)})")
+    return runs

@@ -20,7 +20,8 @@ BITS_COLORS = {16: "#1f77b4", 8: "#2ca02c", 6: "#d62728", 4: "#9467bd"}
 
 
 def save(fig, pdf_path: str, png_path: str) -> None:
-    fig.tight_layout()
+    if not fig.legends:
+        fig.tight_layout()
     for path in (pdf_path, png_path):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=Path(path).suffix[1:], bbox_inches="tight")
@@ -43,7 +44,13 @@ def loss_vs_warmdown(per_wd: pd.DataFrame, pdf: str, png: str) -> None:
         ax.set_title(size)
         ax.set_xlabel("warmdown fraction (% of steps)")
     axes[0][0].set_ylabel("final val loss (nats/token)")
-    axes[0][-1].legend(frameon=False)
+    handles = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    fig.legend(handles.values(), handles.keys(), frameon=False, loc="lower center", ncol=min(4, len(handles)),
+               bbox_to_anchor=(0.5, -0.02 - 0.06 * ((len(handles) - 1) // 4)))
+    fig.subplots_adjust(bottom=0.3)
     save(fig, pdf, png)
 
 

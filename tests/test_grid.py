@@ -1,0 +1,47 @@
+import pytest
+
+from conftest import load_default_config
+from qatgrid.grid import Run, expand_runs, parse_run_id, run_id
+
+
+def test_run_id_is_readable_and_round_trips():
+    run = Run("phase2", 6, "15M", 0.33, 1.0, 0)
+    assert run.id == "phase2/int6/15M/wd33/lr1x/muon-linear-x1/seed0"
+    assert parse_run_id(run.id) == run
+    odd = Run("phase5", 4, "3M", 0.125, 0.5, 9, "adamw", "cosine", 3)
+    assert odd.id == "phase5/int4/3M/wd12.5/lr0.5x/adamw-cosine-x3/seed9"
+    assert parse_run_id(odd.id) == odd
+    assert parse_run_id(run_id(Run("p", 16, "0.1M", 0.2, 2.0, 1))).bits == 16
+
+
+def test_parse_rejects_garbage_with_example():
+    with pytest.raises(ValueError, match="not a run id: 'phase2/int6'.*expected e.g."):
+        parse_run_id("phase2/int6")
+
+
+def test_expand_counts_cartesian_product_and_defaults():
+    cfg = {"sweeps": [{"phase": "p", "bits": [16, 6], "sizes": ["3M", "5M", "8M"], "warmdown_fracs": [0.2, 0.33],
+                       "lr_mults": [0.5, 1, 2], "seeds": [0, 1]},
+                      {"phase": "q", "bits": [4], "sizes": ["3M"], "warmdown_fracs": [0.33], "seeds": [0, 1, 2],
+                       "optimizers": ["adamw"], "schedules": ["cosine"], "length_mults": [3]}]}
+    runs = expand_runs(cfg)
+    assert len(runs) == 2 * 3 * 2 * 3 * 2 + 3
+    assert len({r.id for r in runs}) == len(runs)
+    assert {r.optimizer for r in runs if r.phase == "p"} == {"muon"}
+    assert {(r.optimizer, r.schedule, r.length_mult) for r in runs if r.phase == "q"} == {("adamw", "cosine", 3)}
+
+
+def test_duplicate_runs_across_sweeps_are_an_error():
+    sweep = {"phase": "p", "bits": [6], "sizes": ["3M"], "warmdown_fracs": [0.33], "seeds": [0]}
+    with pytest.raises(ValueError, match="produced by sweeps 0 and 1"):
+        expand_runs({"sweeps": [sweep, dict(sweep)]})
+
+
+def test_missing_axis_names_the_axis():
+    with pytest.raises(ValueError, match="lacks required axes: seeds"):
+        expand_runs({"sweeps": [{"phase": "p", "bits": [6], "sizes": ["3M"], "warmdown_fracs": [0.33]}]})
+
+
+def test_default_grid_size():
+    runs = expand_runs(load_default_config())
+    assert len(runs) == 3 * 2 * 3 * 2 + 2 * 2 * 3 + 2 * 2  # phase2 + INT4 + held-out

@@ -1,0 +1,29 @@
+import torch
+
+from qatgrid.probe import grid_distance, probe_weights
+from qatgrid.quant import quantize_rows
+
+
+def test_on_grid_weights_have_zero_distance():
+    w = quantize_rows(torch.randn(8, 64), 6)
+    assert grid_distance(w, 6).max() < 1e-4
+
+
+def test_hand_computed_distance():
+    # int4: qmax 7, scale 0.125; codes 7, 2.25, -0.5, 1.1 -> distances 0, 0.25, 0.5, 0.1
+    w = torch.tensor([[0.875, 0.28125, -0.0625, 0.1375]])
+    assert torch.allclose(grid_distance(w, 4), torch.tensor([[0.0, 0.25, 0.5, 0.1]]), atol=1e-6)
+
+
+def test_uniform_weights_average_a_quarter_step():
+    w = torch.rand(64, 4096, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    assert abs(grid_distance(w, 6).mean().item() - 0.25) < 0.005
+
+
+def test_probe_weights_covers_block_matrices_only():
+    state = {"embed.weight": torch.randn(10, 8), "blocks.0.mlp.up.weight": torch.randn(16, 8),
+             "blocks.0.mlp.down.weight": torch.zeros(8, 16)}  # never-trained zero rows are skipped
+    out = probe_weights(state, 6)
+    assert list(out["layers"]) == ["blocks.0.mlp.up.weight"]
+    assert out["n_weights"] == 128
+    assert 0 <= out["mean_distance"] <= 0.5

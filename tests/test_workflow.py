@@ -1,0 +1,88 @@
+"""The workflow as users drive it: dry-runs, config errors, lint, and one full run on a tiny config."""
+import re
+import shutil
+
+import pandas as pd
+import pytest
+
+from conftest import REPO, snakemake, workflow_copy
+from qatgrid.grid import expand_runs
+import yaml
+
+
+@pytest.fixture(scope="module")
+def wf(tmp_path_factory):
+    d = workflow_copy(tmp_path_factory.mktemp("wf"))
+    shutil.copy(REPO / "tests" / "tiny.yaml", d / "tiny.yaml")
+    return d
+
+
+def planned_jobs(wf, *args) -> dict[str, int]:
+    out = snakemake(wf, "-n", "--quiet", "rules", *args).stdout
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
+
+
+def planned_outputs(wf, *args) -> set[str]:
+    out = snakemake(wf, "-n", "--printshellcmds", *args).stdout
+    return set(re.findall(r"output: (.+)", out))
+
+
+def test_dry_run_plans_one_train_job_per_grid_run(wf):
+    jobs = planned_jobs(wf)
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    assert jobs["train"] == len(expand_runs(config)) == 52
+    assert jobs["probe"] == sum(r.bits in (16, 6) for r in expand_runs(config))
+    assert jobs["tokenizer"] == jobs["tokens"] == 1
+
+
+def test_one_figure_needs_a_strict_subset(wf):
+    full = planned_outputs(wf)
+    penalty = planned_outputs(wf, "results/figures/penalty_law.pdf")
+    assert penalty < full
+    assert not any("/int8/" in o or "/int4/" in o or "probes/" in o for o in penalty)
+    assert any("/int6/" in o for o in penalty) and any("/fp16/" in o for o in penalty)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train:\n  stepz: 5\n", r"Additional properties are not allowed \('stepz' was unexpected\)"),
+    ("data:\n  vocab_size: 100\n", r"Failed validating 'minimum' in schema\['properties'\]\['data'\]\['properties'\]\['vocab_size'\]"),
+    ("analysis:\n  heldout_sizes: ['350M']\n", r"analysis.heldout_sizes names '350M', which no sweep trains"),
+    ("train:\n  warmup_steps: 500\n", r"train.warmup_steps \(500\) must be < train.steps \(100\)"),
+])
+def test_bad_config_fails_before_any_job_naming_the_key(wf, override, message):
+    (wf / "bad.yaml").write_text(override)
+    proc = snakemake(wf, "-n", "--configfile", "bad.yaml", check=False)
+    assert proc.returncode != 0
+    assert re.search(message, proc.stdout + proc.stderr), proc.stderr[-2000:]
+    assert not (wf / "results").exists()
+
+
+def test_lint_is_clean(wf):
+    proc = snakemake(wf, "--lint")
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout + proc.stderr
+
+
+def test_end_to_end_tiny(wf):
+    snakemake(wf, "--cores", "2", "--configfile", "tiny.yaml")
+    tables, figures = wf / "results" / "tables", wf / "results" / "figures"
+    runs = pd.read_parquet(tables / "runs.parquet")
+    assert len(runs) == 16 + 4 + 4 and runs["run_id"].is_unique
+    assert pd.read_csv(tables / "runs.csv").shape == runs.shape
+    assert (~runs["diverged"]).all()
+    assert runs["final_val_loss"].between(2.0, 5.8).all()  # below ln(300) = 5.70 plus noise: learned a little
+    assert (runs["steps"] == 12).all() and (runs["tokens"] == 12 * 4 * 32).all()
+    best = pd.read_csv(tables / "optimal_warmdown.csv")
+    assert len(best) == 2 * 2 + 1 + 2  # (bits x size) cells of each phase
+    assert best["best_warmdown"].isin([0.33, 0.5]).all()
+    paired = pd.read_csv(tables / "paired_tests.csv")
+    assert (paired["n_pairs"] == 2).all() and paired["p"].between(0, 1).all()
+    fit = pd.read_csv(tables / "penalty_fit.csv")
+    assert fit["heldout"].sum() == 1 and fit["n_fit_points"].iloc[0] == 4
+    ratio = pd.read_csv(tables / "probe_ratio.csv")
+    assert ratio["ratio"].between(0.5, 2.0).all() and ratio["qat_distance"].between(0, 0.5).all()
+    for name in ("loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance"):
+        assert (figures / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+        assert (figures / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Nothing left to do afterwards, and no resumable state left behind.
+    assert "Nothing to be done" in snakemake(wf, "-n", "--configfile", "tiny.yaml").stdout
+    assert not list((wf / "results" / "state").rglob("last.pt"))
