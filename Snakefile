@@ -12,6 +12,7 @@ include: "rules/train.smk"
 include: "rules/probe.smk"
 include: "rules/aggregate.smk"
 include: "rules/figures.smk"
+include: "rules/audit.smk"
 
 
 rule all:

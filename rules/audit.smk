@@ -1,0 +1,16 @@
+# `snakemake -f audit`: the grid's counts, cost and status, without running anything.
+# It reads results/ as it is now, hence forced (-f) rather than scheduled.
+
+
+rule audit:
+    output:
+        md="results/audit/grid.md",
+        csv="results/audit/grid.csv",
+    params:
+        config=config,
+    conda:
+        "../envs/analysis.yaml"
+    log:
+        "results/logs/audit.log",
+    script:
+        "../workflow/scripts/audit.py"
