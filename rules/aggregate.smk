@@ -16,10 +16,11 @@ rule warmdown_tables:
     input:
         metrics=metrics_files(),
     output:
-        by_warmdown="results/tables/loss_by_warmdown.csv",
-        optimal="results/tables/optimal_warmdown.csv",
-        paired="results/tables/paired_tests.csv",
-        regimes="results/tables/regimes.csv",
+        by_warmdown=report("results/tables/loss_by_warmdown.csv", caption="../workflow/report/table.rst", category="Tables"),
+        optimal=report("results/tables/optimal_warmdown.csv", caption="../workflow/report/table.rst", category="Tables"),
+        paired=report("results/tables/paired_tests.csv", caption="../workflow/report/table.rst", category="Tables"),
+        regimes=report("results/tables/regimes.csv", caption="../workflow/report/table.rst", category="Tables"),
+        robustness=report("results/tables/robustness.csv", caption="../workflow/report/table.rst", category="Tables"),
     params:
         alpha=config["analysis"]["alpha"],
     conda:
@@ -34,8 +35,8 @@ rule penalty_tables:
     input:
         metrics=metrics_files(penalty_runs),
     output:
-        penalty="results/tables/penalty.csv",
-        fit="results/tables/penalty_fit.csv",
+        penalty=report("results/tables/penalty.csv", caption="../workflow/report/table.rst", category="Tables"),
+        fit=report("results/tables/penalty_fit.csv", caption="../workflow/report/table.rst", category="Tables"),
     params:
         bits=config["analysis"]["penalty_bits"],
         heldout_sizes=config["analysis"]["heldout_sizes"],
@@ -53,7 +54,7 @@ rule probe_tables:
         probes=probe_files(),
     output:
         probes="results/tables/probes.csv",
-        ratio="results/tables/probe_ratio.csv",
+        ratio=report("results/tables/probe_ratio.csv", caption="../workflow/report/table.rst", category="Tables"),
     params:
         grid_bits=config["probe"]["grid_bits"],
         alpha=config["analysis"]["alpha"],
@@ -63,3 +64,18 @@ rule probe_tables:
         "results/logs/probe_tables.log",
     script:
         "../workflow/scripts/probe_tables.py"
+
+
+rule footprint:
+    input:
+        runs="results/tables/runs.parquet",
+    output:
+        report("results/tables/footprint.csv", caption="../workflow/report/table.rst", category="Tables"),
+    params:
+        config=config,
+    conda:
+        "../envs/analysis.yaml"
+    log:
+        "results/logs/footprint.log",
+    script:
+        "../workflow/scripts/footprint.py"

@@ -12,9 +12,10 @@ from qatgrid.grid import check_config  # noqa: E402
 validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
 
 RUNS = {run.id: run for run in check_config(config)}
-FIGURES = ["loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance"]
+FIGURES = ["loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance", "robustness"]
 TABLES = ["runs.parquet", "runs.csv", "loss_by_warmdown.csv", "optimal_warmdown.csv", "paired_tests.csv",
-          "regimes.csv", "penalty.csv", "penalty_fit.csv", "probes.csv", "probe_ratio.csv"]
+          "regimes.csv", "robustness.csv", "penalty.csv", "penalty_fit.csv", "probes.csv", "probe_ratio.csv",
+          "footprint.csv"]
 BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
 
 wildcard_constraints:

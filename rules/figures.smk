@@ -5,7 +5,7 @@ rule figure_loss_vs_warmdown:
     input:
         table="results/tables/loss_by_warmdown.csv",
     output:
-        pdf="results/figures/loss_vs_warmdown.pdf",
+        pdf=report("results/figures/loss_vs_warmdown.pdf", caption="../workflow/report/loss_vs_warmdown.rst", category="Figures"),
         png="results/figures/loss_vs_warmdown.png",
     conda:
         "../envs/analysis.yaml"
@@ -19,7 +19,7 @@ rule figure_optimal_warmdown:
     input:
         table="results/tables/optimal_warmdown.csv",
     output:
-        pdf="results/figures/optimal_warmdown.pdf",
+        pdf=report("results/figures/optimal_warmdown.pdf", caption="../workflow/report/optimal_warmdown.rst", category="Figures"),
         png="results/figures/optimal_warmdown.png",
     conda:
         "../envs/analysis.yaml"
@@ -34,7 +34,7 @@ rule figure_penalty_law:
         table="results/tables/penalty.csv",
         fit="results/tables/penalty_fit.csv",
     output:
-        pdf="results/figures/penalty_law.pdf",
+        pdf=report("results/figures/penalty_law.pdf", caption="../workflow/report/penalty_law.rst", category="Figures"),
         png="results/figures/penalty_law.png",
     conda:
         "../envs/analysis.yaml"
@@ -48,7 +48,7 @@ rule figure_paired_z:
     input:
         table="results/tables/paired_tests.csv",
     output:
-        pdf="results/figures/paired_z.pdf",
+        pdf=report("results/figures/paired_z.pdf", caption="../workflow/report/paired_z.rst", category="Figures"),
         png="results/figures/paired_z.png",
     conda:
         "../envs/analysis.yaml"
@@ -62,11 +62,25 @@ rule figure_grid_distance:
     input:
         table="results/tables/probe_ratio.csv",
     output:
-        pdf="results/figures/grid_distance.pdf",
+        pdf=report("results/figures/grid_distance.pdf", caption="../workflow/report/grid_distance.rst", category="Figures"),
         png="results/figures/grid_distance.png",
     conda:
         "../envs/analysis.yaml"
     log:
         "results/logs/figures/grid_distance.log",
+    script:
+        "../workflow/scripts/figure.py"
+
+
+rule figure_robustness:
+    input:
+        table="results/tables/loss_by_warmdown.csv",
+    output:
+        pdf=report("results/figures/robustness.pdf", caption="../workflow/report/robustness.rst", category="Figures"),
+        png="results/figures/robustness.png",
+    conda:
+        "../envs/analysis.yaml"
+    log:
+        "results/logs/figures/robustness.log",
     script:
         "../workflow/scripts/figure.py"

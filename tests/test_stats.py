@@ -127,3 +127,13 @@ def test_penalty_fit_independent_of_statsmodels_version_api():
     X = sm.add_constant(np.array([1.0, 2.0, 3.0]))
     frame = sm.OLS(np.array([1.0, 2.1, 2.9]), X).fit().get_prediction(X).summary_frame(alpha=0.05)
     assert {"mean", "obs_ci_lower", "obs_ci_upper"} <= set(frame.columns)
+
+
+def test_robustness_flags_a_moved_optimum():
+    base = runs_table({(6, "15M"): {0.2: 3.2, 0.33: 3.1, 0.5: 3.3}}, seeds=3)
+    adamw = runs_table({(6, "15M"): {0.2: 3.2, 0.33: 3.1, 0.5: 3.3}}, seeds=3, phase="phase5-adamw").assign(optimizer="adamw")
+    cosine = runs_table({(6, "15M"): {0.2: 3.0, 0.33: 3.1, 0.5: 3.3}}, seeds=3, phase="phase5-cosine").assign(schedule="cosine")
+    rob = stats.robustness(pd.concat([base, adamw, cosine], ignore_index=True)).set_index("arm")
+    assert list(rob.index) == ["adamw/linear/x1", "muon/cosine/x1"]
+    assert rob.loc["adamw/linear/x1", "unchanged"] and rob.loc["adamw/linear/x1", "base_phase"] == "phase2"
+    assert not rob.loc["muon/cosine/x1", "unchanged"] and rob.loc["muon/cosine/x1", "best_warmdown"] == 0.2

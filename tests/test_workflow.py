@@ -66,13 +66,13 @@ def test_end_to_end_tiny(wf):
     snakemake(wf, "--cores", "2", "--configfile", "tiny.yaml")
     tables, figures = wf / "results" / "tables", wf / "results" / "figures"
     runs = pd.read_parquet(tables / "runs.parquet")
-    assert len(runs) == 16 + 4 + 4 and runs["run_id"].is_unique
+    assert len(runs) == 16 + 4 + 4 + 2 and runs["run_id"].is_unique
     assert pd.read_csv(tables / "runs.csv").shape == runs.shape
     assert (~runs["diverged"]).all()
     assert runs["final_val_loss"].between(2.0, 5.8).all()  # below ln(300) = 5.70 plus noise: learned a little
     assert (runs["steps"] == 12).all() and (runs["tokens"] == 12 * 4 * 32).all()
     best = pd.read_csv(tables / "optimal_warmdown.csv")
-    assert len(best) == 2 * 2 + 1 + 2  # (bits x size) cells of each phase
+    assert len(best) == 2 * 2 + 1 + 2 + 1  # (bits x size) cells of each phase
     assert best["best_warmdown"].isin([0.33, 0.5]).all()
     paired = pd.read_csv(tables / "paired_tests.csv")
     assert (paired["n_pairs"] == 2).all() and paired["p"].between(0, 1).all()
@@ -80,9 +80,17 @@ def test_end_to_end_tiny(wf):
     assert fit["heldout"].sum() == 1 and fit["n_fit_points"].iloc[0] == 4
     ratio = pd.read_csv(tables / "probe_ratio.csv")
     assert ratio["ratio"].between(0.5, 2.0).all() and ratio["qat_distance"].between(0, 0.5).all()
-    for name in ("loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance"):
+    foot = pd.read_csv(tables / "footprint.csv").set_index("scope")
+    assert foot.loc["done on cpu", "runs"] == 26 and foot.loc["whole grid (projected)", "runs"] == 26
+    assert foot.loc["done on cpu", "energy_kwh"] > 0
+    robust = pd.read_csv(tables / "robustness.csv")
+    assert list(robust["arm"]) == ["adamw/cosine/x2"] and robust["base_phase"].item() == "phase2"
+    for name in ("loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance", "robustness"):
         assert (figures / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
         assert (figures / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    snakemake(wf, "--configfile", "tiny.yaml", "--report", "results/report.html")
+    html = (wf / "results" / "report.html").read_text()
+    assert "penalty_law.pdf" in html and "paired_tests.csv" in html
     # Nothing left to do afterwards, and no resumable state left behind.
     assert "Nothing to be done" in snakemake(wf, "-n", "--configfile", "tiny.yaml").stdout
     assert not list((wf / "results" / "state").rglob("last.pt"))

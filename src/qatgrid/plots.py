@@ -130,3 +130,28 @@ def grid_distance(ratio: pd.DataFrame, pdf: str, png: str) -> None:
     ax.set_ylabel(f"distance to INT{bits} grid (steps)")
     ax.legend(frameon=False, loc="lower right")
     save(fig, pdf, png)
+
+
+def robustness(per_wd: pd.DataFrame, pdf: str, png: str) -> None:
+    """Phase 5 robustness: loss vs warmdown for each non-base arm (optimizer/schedule/length),
+    one panel per arm, next to the base arm at the same sizes."""
+    arm = per_wd["optimizer"] + "/" + per_wd["schedule"] + "/x" + per_wd["length_mult"].map("{:g}".format)
+    base = "muon/linear/x1"
+    arms = sorted(set(arm) - {base})
+    fig, axes = plt.subplots(1, max(1, len(arms)), figsize=(FULL_WIDTH, 2.2), squeeze=False)
+    if not arms:
+        axes[0][0].text(0.5, 0.5, "no robustness arms in this config", ha="center", va="center")
+        axes[0][0].set_axis_off()
+    for ax, name in zip(axes[0], arms):
+        sizes = set(per_wd.loc[arm == name, "size"])
+        for label, style in ((name, "-"), (base, ":")):
+            sel = per_wd[(arm == label) & per_wd["size"].isin(sizes)]
+            for (size, bits), g in sel.groupby(["size", "bits"]):
+                g = g.sort_values("warmdown_frac")
+                ax.plot(100 * g["warmdown_frac"], g["mean_loss"], style, marker="o", ms=3, color=BITS_COLORS.get(bits),
+                        label=f"{bits_label(bits).upper()} {size}" if label == name else None)
+        ax.set_title(f"{name} (dotted: {base})")
+        ax.set_xlabel("warmdown fraction (% of steps)")
+        ax.legend(frameon=False)
+    axes[0][0].set_ylabel("final val loss (nats/token)")
+    save(fig, pdf, png)

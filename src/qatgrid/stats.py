@@ -193,3 +193,21 @@ def probe_ratio(probes: pd.DataFrame, grid_bits: int, alpha: float = 0.05) -> pd
                      "fp16_distance": float(fp.xs((phase, size), level=["phase", "size"]).mean())})
     return pd.DataFrame(rows, columns=["phase", "size", "grid_bits", "n_pairs", "ratio", "ci_low", "ci_high",
                                        "qat_distance", "fp16_distance"])
+
+
+def robustness(df: pd.DataFrame) -> pd.DataFrame:
+    """Phase 5 arms (optimizer, schedule or length differ from the base arm): is the optimal
+    warmdown of each (bits, size) the same as the base arm's? The base optimum comes from
+    any phase's base-arm cell at the same (bits, size), Phase 2 first."""
+    best = optimal_warmdown(df)
+    is_base = np.ones(len(best), dtype=bool)
+    for k, v in BASE_ARM.items():
+        is_base &= (best[k] == v).to_numpy()
+    base = best[is_base].sort_values("phase").drop_duplicates(["bits", "size"]).set_index(["bits", "size"])
+    arms = best[~is_base].copy()
+    arms["arm"] = [f"{r.optimizer}/{r.schedule}/x{r.length_mult:g}" for r in arms.itertuples()]
+    arms["base_phase"] = [base["phase"].get((b, s)) for b, s in zip(arms["bits"], arms["size"])]
+    arms["base_best_warmdown"] = [base["best_warmdown"].get((b, s), np.nan) for b, s in zip(arms["bits"], arms["size"])]
+    arms["unchanged"] = arms["best_warmdown"] == arms["base_best_warmdown"]
+    cols = CELL + ["arm", "best_warmdown", "base_phase", "base_best_warmdown", "unchanged", "best_mean_loss"]
+    return arms.reindex(columns=cols).reset_index(drop=True)

@@ -16,6 +16,8 @@ elif name == "penalty_law":
     plots.penalty_law(table, pd.read_csv(snakemake.input.fit), *out)
 elif name == "paired_z":
     plots.paired_z_by_size(table, *out)
+elif name == "robustness":
+    plots.robustness(table, *out)
 elif name == "grid_distance":
     plots.grid_distance(table, *out)
 else:
