@@ -7,7 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from qatgrid.grid import check_config  # noqa: E402
+from qatgrid.grid import RUN_ID_WILDCARD, check_config  # noqa: E402
 
 validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
 
@@ -19,7 +19,7 @@ TABLES = ["runs.parquet", "runs.csv", "loss_by_warmdown.csv", "optimal_warmdown.
 BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
 
 wildcard_constraints:
-    run=r"[A-Za-z0-9_.-]+/(fp16|int\d+)/[0-9.]+[KMB]/wd[0-9.]+/lr[0-9.]+x/[a-z]+-[a-z]+-x[0-9.]+/seed\d+",
+    run=RUN_ID_WILDCARD,
 
 
 def run_ids(predicate=lambda run: True):

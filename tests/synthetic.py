@@ -19,3 +19,57 @@ def runs_table(cells: dict, seeds: int = 10, noise: float = 0.01, rng_seed: int 
                              "seed": s, "optimizer": "muon", "schedule": "linear", "length_mult": 1,
                              "final_val_loss": means[wd] + offsets[s] + rng.normal(0, noise), "diverged": False})
     return pd.DataFrame(rows)
+
+
+def planted_loss(run, rng) -> float:
+    """A loss surface with the paper's findings planted: wd33 optimal everywhere in the base arm,
+    an INT6 penalty linear in log10(size), INT4 warmdown effect visible only from 50M up."""
+    n = size_to_number(run.size)
+    loss = 4.0 - 0.3 * np.log10(n / 1e6)
+    if run.bits == 6:
+        loss += 0.08 - 0.02 * np.log10(n / 1e6)
+    elif run.bits == 8:
+        loss += 0.005
+    elif run.bits == 4:
+        loss += 0.3
+    curvature = 0.0 if (run.bits == 4 and n < 50e6) else 0.5
+    loss += curvature * (run.warmdown_frac - 0.33) ** 2 + 0.02 * np.log2(run.lr_mult) ** 2
+    return float(loss + rng.normal(0, 0.0005))
+
+
+def fill_results(results, runs, grid_bits: int = 6, seed: int = 0) -> None:
+    """Write metrics.json, checkpoints and probes for `runs` as the pipeline would, with mtimes
+    in dependency order so Snakemake (--rerun-triggers mtime) sees them as up to date."""
+    import json
+    import os
+    import time
+    from pathlib import Path
+
+    results = Path(results)
+    rng = np.random.default_rng(seed)
+    t0 = time.time() - 3600
+    for i, name in enumerate(("tokenizer.json", "train.bin", "val.bin", "meta.json")):
+        p = results / "data" / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("{}")
+        os.utime(p, (t0 + i, t0 + i))
+    for run in runs:
+        d = results / "runs" / run.id
+        d.mkdir(parents=True, exist_ok=True)
+        loss = planted_loss(run, rng) + 0.003 * np.sin(run.seed)  # shared per-seed offset
+        metrics = {"schema_version": 1, "run_id": run.id, **run.as_dict(), "n_params": int(size_to_number(run.size)),
+                   "lr": 0.04 * run.lr_mult, "steps": 3000, "steps_done": 3000, "tokens": 3000 * 65536,
+                   "final_val_loss": loss, "final_val_bpb": loss / np.log(2) / 4, "diverged": False,
+                   "wall_seconds": 600.0, "device": "cuda", "device_name": "NVIDIA H100"}
+        (d / "metrics.json").write_text(json.dumps(metrics))
+        for f in ("ckpt_prewarmdown.pt", "ckpt_final.pt"):
+            (d / f).write_bytes(b"")
+        for f in ("metrics.json", "ckpt_prewarmdown.pt", "ckpt_final.pt"):
+            os.utime(d / f, (t0 + 100, t0 + 100))
+        if run.bits in (16, grid_bits):
+            p = results / "probes" / f"{run.id}.json"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            dist = (0.2400 if run.bits == 16 else 0.2496) + rng.normal(0, 0.0005)
+            p.write_text(json.dumps({"run_id": run.id, "grid_bits": grid_bits, "run_bits": run.bits, "size": run.size,
+                                     "layers": {}, "mean_distance": dist, "n_weights": 1000}))
+            os.utime(p, (t0 + 200, t0 + 200))

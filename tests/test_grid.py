@@ -1,7 +1,9 @@
 import pytest
 
 from conftest import load_default_config
-from qatgrid.grid import Run, expand_runs, parse_run_id, run_id
+import re
+
+from qatgrid.grid import RUN_ID_WILDCARD, Run, expand_runs, parse_run_id, run_id
 
 
 def test_run_id_is_readable_and_round_trips():
@@ -45,3 +47,9 @@ def test_missing_axis_names_the_axis():
 def test_default_grid_size():
     runs = expand_runs(load_default_config())
     assert len(runs) == 3 * 2 * 3 * 2 + 2 * 2 * 3 + 2 * 2  # phase2 + INT4 + held-out
+
+
+def test_every_default_run_id_matches_the_snakemake_wildcard():
+    for run in expand_runs(load_default_config()):
+        assert re.fullmatch(RUN_ID_WILDCARD, run.id)
+    assert not re.fullmatch(RUN_ID_WILDCARD, "phase2/int6/15M/wd33/lr1x/seed0")

@@ -55,6 +55,9 @@ def run_id(run: Run) -> str:
             f"{run.optimizer}-{run.schedule}-x{_num(run.length_mult)}/seed{run.seed}")
 
 
+# What Snakemake's {run} wildcard may match (rules/common.smk); parse_run_id is stricter.
+RUN_ID_WILDCARD = r"[A-Za-z0-9_.-]+/(?:fp16|int\d+)/[0-9.]+[KMB]/wd[0-9.]+/lr[0-9.]+x/[a-z]+-[a-z]+-x[0-9.]+/seed\d+"
+
 _RUN_ID = re.compile(
     r"^(?P<phase>[A-Za-z0-9_.-]+)/(?:fp(?P<fp>16)|int(?P<int>\d+))/(?P<size>[0-9.]+[KMB])/"
     r"wd(?P<wd>[0-9.]+)/lr(?P<lr>[0-9.]+)x/(?P<opt>[a-z]+)-(?P<sched>[a-z]+)-x(?P<len>[0-9.]+)/"
