@@ -95,21 +95,26 @@ def penalty_law(penalty: pd.DataFrame, fit: pd.DataFrame, pdf: str, png: str) ->
 
 
 def paired_z_by_size(tests: pd.DataFrame, pdf: str, png: str, threshold: float = 1.96) -> None:
-    """Paired z of the best warmdown against each alternative, by size, per bit-width."""
+    """The INT4 boundary: paired z of the best warmdown against each alternative, by size
+    (INT4 cells when the grid has them, otherwise every bit-width)."""
+    if (tests["bits"] == 4).any():
+        tests = tests[tests["bits"] == 4]
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.4))
-    for bits, g in tests.groupby("bits"):
+    for (bits, phase), g in tests.groupby(["bits", "phase"]):
         g = g.sort_values("n_params")
-        z = np.clip(g["z"].to_numpy(dtype=float), -50, 50)
+        z = g["z"].to_numpy(dtype=float)
         sig = g["significant"].to_numpy(dtype=bool)
-        ax.scatter(g["n_params"][sig], z[sig], color=BITS_COLORS.get(bits), s=14, label=f"{bits_label(bits).upper()}")
-        ax.scatter(g["n_params"][~sig], z[~sig], facecolors="none", edgecolors=BITS_COLORS.get(bits), s=14)
+        color = BITS_COLORS.get(bits)
+        ax.plot(g["n_params"], z, color=color, lw=0.6, alpha=0.5)
+        ax.scatter(g["n_params"][sig], z[sig], color=color, s=14, label=f"{bits_label(bits).upper()} ({phase})")
+        ax.scatter(g["n_params"][~sig], z[~sig], facecolors="none", edgecolors=color, s=14)
     ax.axhline(threshold, color="k", ls="--", lw=0.8, label=f"z = {threshold}")
-    ax.axhline(0, color="0.7", lw=0.5)
     ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=2)
     ax.set_xlabel("parameters")
-    ax.set_ylabel("paired z (best vs alternative warmdown)")
-    ax.set_title("filled: significant after Holm (alpha 0.05)")
-    ax.legend(frameon=False)
+    ax.set_ylabel("paired z (best vs alternative)")
+    ax.set_title("filled: significant after Holm", fontsize=7)
+    ax.legend(frameon=False, fontsize=6)
     save(fig, pdf, png)
 
 
