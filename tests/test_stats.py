@@ -137,3 +137,11 @@ def test_robustness_flags_a_moved_optimum():
     assert list(rob.index) == ["adamw/linear/x1", "muon/cosine/x1"]
     assert rob.loc["adamw/linear/x1", "unchanged"] and rob.loc["adamw/linear/x1", "base_phase"] == "phase2"
     assert not rob.loc["muon/cosine/x1", "unchanged"] and rob.loc["muon/cosine/x1", "best_warmdown"] == 0.2
+
+
+def test_robustness_compares_on_the_warmdowns_the_arm_ran():
+    base = runs_table({(6, "15M"): {0.2: 3.0, 0.33: 3.1, 0.5: 3.3}}, seeds=2)
+    arm = runs_table({(6, "15M"): {0.33: 3.1, 0.5: 3.3}}, seeds=2, phase="phase5-adamw",
+                     warmdowns=(0.33, 0.5)).assign(optimizer="adamw")
+    rob = stats.robustness(pd.concat([base, arm], ignore_index=True)).iloc[0]
+    assert rob["best_warmdown"] == 0.33 and rob["base_best_warmdown"] == 0.33 and rob["unchanged"]

@@ -148,9 +148,9 @@ def robustness(per_wd: pd.DataFrame, pdf: str, png: str) -> None:
         axes[0][0].text(0.5, 0.5, "no robustness arms in this config", ha="center", va="center")
         axes[0][0].set_axis_off()
     for ax, name in zip(axes[0], arms):
-        sizes = set(per_wd.loc[arm == name, "size"])
+        sizes, bits_run = set(per_wd.loc[arm == name, "size"]), set(per_wd.loc[arm == name, "bits"])
         for label, style in ((name, "-"), (base, ":")):
-            sel = per_wd[(arm == label) & per_wd["size"].isin(sizes)]
+            sel = per_wd[(arm == label) & per_wd["size"].isin(sizes) & per_wd["bits"].isin(bits_run)]
             for (size, bits), g in sel.groupby(["size", "bits"]):
                 g = g.sort_values("warmdown_frac")
                 ax.plot(100 * g["warmdown_frac"], g["mean_loss"], style, marker="o", ms=3, color=BITS_COLORS.get(bits),

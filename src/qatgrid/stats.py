@@ -197,17 +197,25 @@ def probe_ratio(probes: pd.DataFrame, grid_bits: int, alpha: float = 0.05) -> pd
 
 def robustness(df: pd.DataFrame) -> pd.DataFrame:
     """Phase 5 arms (optimizer, schedule or length differ from the base arm): is the optimal
-    warmdown of each (bits, size) the same as the base arm's? The base optimum comes from
-    any phase's base-arm cell at the same (bits, size), Phase 2 first."""
+    warmdown of each (bits, size) the same as the base arm's? The base optimum is taken over
+    the warmdowns the arm also ran, from the base-arm cell at the same (bits, size), Phase 2 first."""
+    per_wd = best_lr_per_warmdown(df)
     best = optimal_warmdown(df)
     is_base = np.ones(len(best), dtype=bool)
     for k, v in BASE_ARM.items():
         is_base &= (best[k] == v).to_numpy()
-    base = best[is_base].sort_values("phase").drop_duplicates(["bits", "size"]).set_index(["bits", "size"])
+    base_wd = per_wd[np.logical_and.reduce([(per_wd[k] == v).to_numpy() for k, v in BASE_ARM.items()])]
     arms = best[~is_base].copy()
     arms["arm"] = [f"{r.optimizer}/{r.schedule}/x{r.length_mult:g}" for r in arms.itertuples()]
-    arms["base_phase"] = [base["phase"].get((b, s)) for b, s in zip(arms["bits"], arms["size"])]
-    arms["base_best_warmdown"] = [base["best_warmdown"].get((b, s), np.nan) for b, s in zip(arms["bits"], arms["size"])]
+    base_phase, base_best = [], []
+    for r in arms.itertuples():
+        arm_levels = per_wd[(per_wd[CELL] == pd.Series([getattr(r, c) for c in CELL], index=CELL)).all(axis=1)]
+        cand = base_wd[(base_wd["bits"] == r.bits) & (base_wd["size"] == r.size)
+                       & base_wd["warmdown_frac"].isin(arm_levels["warmdown_frac"])]
+        cand = cand[cand["phase"] == min(cand["phase"])] if len(cand) else cand
+        base_phase.append(cand["phase"].iloc[0] if len(cand) else None)
+        base_best.append(cand.loc[cand["mean_loss"].idxmin(), "warmdown_frac"] if len(cand) else np.nan)
+    arms["base_phase"], arms["base_best_warmdown"] = base_phase, base_best
     arms["unchanged"] = arms["best_warmdown"] == arms["base_best_warmdown"]
     cols = CELL + ["arm", "best_warmdown", "base_phase", "base_best_warmdown", "unchanged", "best_mean_loss"]
     return arms.reindex(columns=cols).reset_index(drop=True)
