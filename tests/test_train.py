@@ -85,3 +85,69 @@ def test_divergence_is_recorded_not_raised(data_dir, tmp_path):
     m = train(data_dir, tmp_path, Run("p", 8, "0.1M", 0.33, 1.0, 0), diverge_loss=0.5)
     assert m["diverged"] and m["final_val_loss"] is None and m["steps_done"] == 4
     assert (tmp_path / "a" / "out" / "ckpt_prewarmdown.pt").exists()
+
+
+def test_corrupt_last_checkpoint_falls_back_to_previous(data_dir, tmp_path, monkeypatch, caplog):
+    run = Run("p", 6, "0.1M", 0.33, 1.0, 2)
+    reference = train(data_dir, tmp_path, run, "ref")
+    real_get_batch = train_module.get_batch
+
+    def signalling_get_batch(tokens, seed, step, *args):
+        if step == 13:
+            os.kill(os.getpid(), signal.SIGUSR2)
+        return real_get_batch(tokens, seed, step, *args)
+
+    monkeypatch.setattr(train_module, "get_batch", signalling_get_batch)
+    with pytest.raises(Interrupted):
+        train(data_dir, tmp_path, run, "x")
+    state = tmp_path / "x" / "state"
+    assert (state / "prev.pt").exists()  # step 12's periodic checkpoint, rotated when step 14's was saved
+    data_bytes = (state / "last.pt").read_bytes()
+    (state / "last.pt").write_bytes(data_bytes[: len(data_bytes) // 2])  # truncated write
+    monkeypatch.setattr(train_module, "get_batch", real_get_batch)
+    resumed = train(data_dir, tmp_path, run, "x")
+    assert "falling back to the previous checkpoint" in caplog.text and "(step 12)" in caplog.text
+    assert resumed["final_val_loss"] == reference["final_val_loss"]
+
+
+KILL_SCRIPT = """
+import sys, json
+from qatgrid.grid import Run
+from qatgrid.train import train_run
+cfg = json.loads(sys.argv[1])
+train_run(Run("p", 4, "0.1M", 0.5, 1.0, 5), {"train": cfg}, sys.argv[2], sys.argv[3], sys.argv[4])
+"""
+
+
+def test_sigkill_at_a_random_step_then_rerun_is_bitwise_identical(data_dir, tmp_path):
+    """A run killed with SIGKILL (no chance to save) resumes from its last periodic checkpoint
+    and reaches bitwise the same final validation loss as an uninterrupted run."""
+    import random
+    import subprocess
+    import sys
+    import time
+
+    cfg = {**TRAIN, "steps": 60, "checkpoint_every": 3}
+    reference = train_run(Run("p", 4, "0.1M", 0.5, 1.0, 5), {"train": cfg}, data_dir, str(tmp_path / "ref" / "out"),
+                          str(tmp_path / "ref" / "state"))
+    args = [sys.executable, "-c", KILL_SCRIPT, json.dumps(cfg), data_dir, str(tmp_path / "k" / "out"),
+            str(tmp_path / "k" / "state")]
+    proc = subprocess.Popen(args)
+    target = random.Random().randint(3, 50)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:  # the run may rotate last.pt -> prev.pt while we read it
+            ckpt = train_module.load_checkpoint(tmp_path / "k" / "state" / "last.pt")
+        except (OSError, RuntimeError, EOFError):
+            ckpt = None
+        if ckpt is not None and ckpt["step"] >= target:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = train_module.load_state(tmp_path / "k" / "state")["step"]
+    assert 0 < killed_at < 60
+    subprocess.run(args, check=True)
+    resumed = json.loads((tmp_path / "k" / "out" / "metrics.json").read_text())
+    assert resumed["final_val_loss"] == reference["final_val_loss"]
+    assert [e["train_loss"] for e in resumed["curve"]] == [e["train_loss"] for e in reference["curve"]]

@@ -95,6 +95,25 @@ def load_checkpoint(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def rotate(state_dir: Path) -> None:
+    """Keep the previous checkpoint as prev.pt, so a corrupt last.pt still leaves one to resume from."""
+    for name in ("last.pt", "last.pt.sha256"):
+        if (state_dir / name).exists():
+            os.replace(state_dir / name, state_dir / name.replace("last", "prev"))
+
+
+def load_state(state_dir: Path) -> dict | None:
+    """The newest intact checkpoint of last.pt / prev.pt, saying when it falls back."""
+    state = load_checkpoint(state_dir / "last.pt")
+    if state is None and (state_dir / "last.pt").exists():
+        state = load_checkpoint(state_dir / "prev.pt")
+        if state is not None:
+            log.warning("falling back to the previous checkpoint %s (step %d)", state_dir / "prev.pt", state["step"])
+    elif state is None:
+        state = load_checkpoint(state_dir / "prev.pt")
+    return state
+
+
 def model_state(model: GPT) -> dict:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
@@ -120,7 +139,7 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
     optimizers = build_optimizers(model, run.optimizer, train_cfg["lr"], run.lr_mult, train_cfg["weight_decay"])
 
     state_path = state_dir / "last.pt"
-    state = load_checkpoint(state_path)
+    state = load_state(state_dir)
     step, curve, elapsed, diverged, prewarmdown = 0, [], 0.0, False, None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -131,6 +150,7 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
         log.info("resumed %s from step %d", run.id, step)
 
     def checkpoint() -> None:
+        rotate(state_dir)
         save_checkpoint(state_path, {"model": model_state(model), "optimizers": [o.state_dict() for o in optimizers],
                                      "step": step, "curve": curve, "elapsed": elapsed, "prewarmdown": prewarmdown})
 
@@ -208,7 +228,7 @@ def save_checkpoint_plain(path: Path, weights: dict, run: Run, mcfg: ModelConfig
 
 def clear_state(state_dir: str) -> None:
     """Drop resumable state once a run's outputs are in place."""
-    for name in ("last.pt", "last.pt.sha256"):
+    for name in ("last.pt", "last.pt.sha256", "prev.pt", "prev.pt.sha256"):
         try:
             os.unlink(Path(state_dir) / name)
         except FileNotFoundError:
