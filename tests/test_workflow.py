@@ -70,7 +70,8 @@ def test_end_to_end_tiny(wf):
     assert pd.read_csv(tables / "runs.csv").shape == runs.shape
     assert (~runs["diverged"]).all()
     assert runs["final_val_loss"].between(2.0, 5.8).all()  # below ln(300) = 5.70 plus noise: learned a little
-    assert (runs["steps"] == 12).all() and (runs["tokens"] == 12 * 4 * 32).all()
+    assert (runs["steps"] == 12 * runs["length_mult"]).all() and (runs["tokens"] == runs["steps"] * 4 * 32).all()
+    assert set(runs["length_mult"]) == {1, 2}
     best = pd.read_csv(tables / "optimal_warmdown.csv")
     assert len(best) == 2 * 2 + 1 + 2 + 1  # (bits x size) cells of each phase
     assert best["best_warmdown"].isin([0.33, 0.5]).all()
