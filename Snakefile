@@ -18,6 +18,24 @@ include: "rules/figures.smk"
 include: "rules/audit.smk"
 
 
+# On a cluster, only training and probes go to the scheduler; tables and figures take
+# seconds and run where snakemake runs.
+localrules:
+    all,
+    audit,
+    runs_table,
+    warmdown_tables,
+    penalty_tables,
+    probe_tables,
+    footprint,
+    figure_loss_vs_warmdown,
+    figure_optimal_warmdown,
+    figure_penalty_law,
+    figure_paired_z,
+    figure_grid_distance,
+    figure_robustness,
+
+
 rule all:
     input:
         all_targets(),

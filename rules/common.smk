@@ -47,9 +47,19 @@ def probe_files():
 
 
 def train_resources(wildcards, attempt, key):
-    """Per-size runtime and memory from config; the runtime doubles on each retry."""
+    """Per-size runtime, memory and threads from config; the runtime doubles on each retry."""
     res = config["resources"]["sizes"].get(RUNS[wildcards.run].size, config["resources"]["default"])
-    return res["runtime_min"] * 2 ** (attempt - 1) if key == "runtime" else res[key]
+    if key == "runtime":
+        return res["runtime_min"] * 2 ** (attempt - 1)
+    if key == "threads":
+        return res.get("threads", config["train"]["threads"])
+    return res[key]
+
+
+def pack_group(wildcards):
+    """Small runs share a GPU: on a cluster, `group-components: pack=K` (profiles/slurm) bundles
+    K of them into one job that runs them side by side. Local runs ignore groups."""
+    return "pack" if RUNS[wildcards.run].size in config["resources"]["pack_sizes"] else None
 
 
 def all_targets():

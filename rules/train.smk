@@ -12,7 +12,9 @@ rule train:
         train=config["train"],
         # Resumable state sits outside the declared outputs, which Snakemake deletes on failure.
         state_dir=lambda wildcards: f"results/state/{wildcards.run}",
-    threads: config["train"]["threads"]
+    threads: lambda wildcards: train_resources(wildcards, 1, "threads")
+    group:
+        pack_group
     resources:
         runtime=lambda wildcards, attempt: train_resources(wildcards, attempt, "runtime"),
         mem_mb=lambda wildcards, attempt: train_resources(wildcards, attempt, "mem_mb"),

@@ -95,3 +95,18 @@ def test_end_to_end_tiny(wf):
     # Nothing left to do afterwards, and no resumable state left behind.
     assert "Nothing to be done" in snakemake(wf, "-n", "--configfile", "tiny.yaml").stdout
     assert not list((wf / "results" / "state").rglob("last.pt"))
+
+
+def test_slurm_profile_packs_small_runs_and_sizes_resources(wf):
+    """The cluster plan of the paper grid: small sizes packed 8 to a group job, one GPU (gres)
+    per training job, per-size time limits from config/paper.yaml."""
+    out = snakemake(wf, "-n", "--profile", "profiles/slurm", "--configfile", "config/paper.yaml").stdout
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    packed = [r for r in expand_runs(paper) if r.size in paper["resources"]["pack_sizes"]]
+    assert len(packed) > 8 and out.count("Group job pack") == -(-len(packed) // 8)
+    train_jobs = re.findall(r"rule train:\n(?:\s+\w+: .*\n)*?\s+wildcards: run=(\S+)\n(?:\s+\w+: .*\n)*?\s+resources: (.*)", out)
+    assert len(train_jobs) == 1345
+    for run_id, resources in train_jobs:
+        size = run_id.split("/")[2]
+        assert "gres=gpu:1" in resources and "slurm_extra=--signal=USR2@120" in resources
+        assert f"runtime={paper['resources']['sizes'][size]['runtime_min']}," in resources + ","

@@ -44,6 +44,36 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def fast_path(train_cfg: dict, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, compile?) for this device. On CUDA the default is bf16 autocast
+    and torch.compile of the model (quantiser included, so fake quantisation fuses into the
+    kernels); on CPU it is float32 eager, so CPU results never depend on this switch."""
+    on_gpu = device.type == "cuda"
+    precision, compile_ = train_cfg.get("precision", "auto"), train_cfg.get("compile", "auto")
+    dtype = torch.bfloat16 if precision == "bf16" or (precision == "auto" and on_gpu) else None
+    return dtype, compile_ is True or (compile_ == "auto" and on_gpu)
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def train_step(forward, params: list[torch.Tensor], optimizers: list, x: torch.Tensor, y: torch.Tensor,
+               amp_dtype: torch.dtype | None, grad_clip: float) -> torch.Tensor:
+    """One optimiser step. Returns the loss tensor unread: reading it (.item()) would make the
+    host wait for the GPU, so the loop reads it only at log intervals."""
+    with autocast(x.device, amp_dtype):
+        loss = forward(x, y)
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    for opt in optimizers:
+        opt.step()
+    return loss
+
+
 def total_steps(train_cfg: dict, run: Run) -> int:
     return max(1, round(train_cfg["steps"] * run.length_mult))
 
@@ -53,14 +83,16 @@ def get_batch(tokens: np.ndarray, seed: int, step: int, batch_size: int, seq_len
     """Random windows drawn from a generator keyed on (seed, step): stateless, so resumable."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + step)
     starts = torch.randint(0, len(tokens) - seq_len - 1, (batch_size,), generator=g).numpy()
-    window = np.stack([tokens[s:s + seq_len + 1] for s in starts]).astype(np.int64)
-    xy = torch.from_numpy(window).to(device)
+    window = torch.from_numpy(np.stack([tokens[s:s + seq_len + 1] for s in starts]).astype(np.int64))
+    if device.type == "cuda":  # pinned host memory: the copy overlaps with the running step
+        window = window.pin_memory()
+    xy = window.to(device, non_blocking=True)
     return xy[:, :-1], xy[:, 1:]
 
 
 @torch.no_grad()
 def evaluate(model: GPT, val_tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
-             device: torch.device) -> float:
+             device: torch.device, amp_dtype: torch.dtype | None = None) -> float:
     """Mean next-token loss (nats) over the first `max_tokens` validation tokens, in fixed windows."""
     model.eval()
     n_windows = max(1, min(max_tokens, len(val_tokens) - 1) // seq_len)
@@ -69,7 +101,8 @@ def evaluate(model: GPT, val_tokens: np.ndarray, seq_len: int, batch_size: int, 
         idx = range(i, min(i + batch_size, n_windows))
         window = np.stack([val_tokens[j * seq_len:(j + 1) * seq_len + 1] for j in idx]).astype(np.int64)
         xy = torch.from_numpy(window).to(device)
-        loss = model(xy[:, :-1], xy[:, 1:])
+        with autocast(device, amp_dtype):
+            loss = model(xy[:, :-1], xy[:, 1:])
         total += loss.item() * len(idx)
         count += len(idx)
     model.train()
@@ -118,6 +151,11 @@ def model_state(model: GPT) -> dict:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
+SCHEDULER_ENV = {"slurm_job_id": "SLURM_JOB_ID", "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
+                 "slurm_array_task_id": "SLURM_ARRAY_TASK_ID", "cuda_visible_devices": "CUDA_VISIBLE_DEVICES",
+                 "hostname": "SLURMD_NODENAME"}
+
+
 def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, threads: int = 1) -> dict:
     train_cfg = cfg["train"]
     out_dir, state_dir = Path(out_dir), Path(state_dir)
@@ -125,6 +163,10 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
     device = resolve_device(train_cfg["device"])
     if device.type == "cpu":
         torch.set_num_threads(threads)
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    amp_dtype, compiled = fast_path(train_cfg, device)
     meta = read_json(Path(data_dir) / "meta.json")
     train_tokens = load_tokens(str(Path(data_dir) / "train.bin"))
     val_tokens = load_tokens(str(Path(data_dir) / "val.bin"))
@@ -137,6 +179,8 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
                                  logit_softcap=train_cfg["logit_softcap"])
     model = GPT(mcfg).to(device)
     optimizers = build_optimizers(model, run.optimizer, train_cfg["lr"], run.lr_mult, train_cfg["weight_decay"])
+    forward = torch.compile(model) if compiled else model  # shares parameters with `model`
+    params = list(model.parameters())
 
     state_path = state_dir / "last.pt"
     state = load_state(state_dir)
@@ -164,20 +208,14 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
                 prewarmdown = model_state(model)
             set_lr(optimizers, lr_multiplier(step, steps, train_cfg["warmup_steps"], run.warmdown_frac, run.schedule))
             x, y = get_batch(train_tokens, run.seed, step, batch_size, seq_len, device)
-            loss = model(x, y)
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if train_cfg["grad_clip"] > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg["grad_clip"])
-            for opt in optimizers:
-                opt.step()
+            loss = train_step(forward, params, optimizers, x, y, amp_dtype, train_cfg["grad_clip"])
             step += 1
             if step % train_cfg["log_every"] == 0 or step == steps:
                 train_loss = loss.item()
                 entry = {"step": step, "train_loss": train_loss}
                 if step % train_cfg["eval_every"] == 0 or step == steps:
-                    entry["val_loss"] = evaluate(model, val_tokens, seq_len, batch_size, train_cfg["eval_tokens"], device)
+                    entry["val_loss"] = evaluate(forward, val_tokens, seq_len, batch_size, train_cfg["eval_tokens"], device,
+                                                 amp_dtype)
                 curve.append(entry)
                 log.info("%s step %d/%d %s", run.id, step, steps,
                          " ".join(f"{k}={v:.4f}" for k, v in entry.items() if k != "step"))
@@ -212,6 +250,10 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
         "wall_seconds": elapsed, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch_version": torch.__version__, "threads": torch.get_num_threads(),
+        "precision": str(amp_dtype or torch.float32).removeprefix("torch."), "compiled": compiled,
+        # Where the run executed: lets the audit and the cluster test tell which scheduler job
+        # (and GPU allocation) trained it. Empty outside SLURM.
+        "scheduler": {key: os.environ[var] for key, var in SCHEDULER_ENV.items() if var in os.environ},
     }
     # A diverged run stops before warmdown may begin; its probe input is then the last state.
     save_checkpoint_plain(out_dir / "ckpt_prewarmdown.pt", prewarmdown if prewarmdown is not None else model_state(model), run, mcfg)
