@@ -7,7 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from qatgrid.grid import RUN_ID_WILDCARD, check_config  # noqa: E402
+from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources  # noqa: E402
 
 validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
 
@@ -47,13 +47,7 @@ def probe_files():
 
 
 def train_resources(wildcards, attempt, key):
-    """Per-size runtime, memory and threads from config; the runtime doubles on each retry."""
-    res = config["resources"]["sizes"].get(RUNS[wildcards.run].size, config["resources"]["default"])
-    if key == "runtime":
-        return res["runtime_min"] * 2 ** (attempt - 1)
-    if key == "threads":
-        return res.get("threads", config["train"]["threads"])
-    return res[key]
+    return job_resources(config, RUNS[wildcards.run], attempt)[key]
 
 
 def pack_group(wildcards):

@@ -3,7 +3,7 @@ import pytest
 from conftest import load_default_config
 import re
 
-from qatgrid.grid import RUN_ID_WILDCARD, Run, expand_runs, parse_run_id, run_id
+from qatgrid.grid import RUN_ID_WILDCARD, Run, expand_runs, job_resources, parse_run_id, run_id
 
 
 def test_run_id_is_readable_and_round_trips():
@@ -53,3 +53,15 @@ def test_every_default_run_id_matches_the_snakemake_wildcard():
     for run in expand_runs(load_default_config()):
         assert re.fullmatch(RUN_ID_WILDCARD, run.id)
     assert not re.fullmatch(RUN_ID_WILDCARD, "phase2/int6/15M/wd33/lr1x/seed0")
+
+
+def test_job_resources_per_size_and_doubling_on_retry():
+    cfg = {"train": {"threads": 4},
+           "resources": {"default": {"runtime_min": 60, "mem_mb": 16000},
+                         "sizes": {"3M": {"runtime_min": 40, "mem_mb": 4000, "threads": 2},
+                                   "100M": {"runtime_min": 150, "mem_mb": 24000}}}}
+    small, large, other = (Run("p", 6, size, 0.33, 1.0, 0) for size in ("3M", "100M", "15M"))
+    assert job_resources(cfg, small) == {"runtime": 40, "mem_mb": 4000, "threads": 2}
+    assert [job_resources(cfg, large, attempt)["runtime"] for attempt in (1, 2, 3)] == [150, 300, 600]
+    assert job_resources(cfg, large)["threads"] == 4  # train.threads when the size names none
+    assert job_resources(cfg, other, attempt=2) == {"runtime": 120, "mem_mb": 16000, "threads": 4}

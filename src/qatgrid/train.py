@@ -231,7 +231,9 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
                 elapsed += time.perf_counter() - t0
                 t0 = time.perf_counter()
                 checkpoint()
-                raise Interrupted(f"{run.id}: stopped by signal {stop_requested[0]} at step {step}; checkpoint saved")
+                message = f"{run.id}: stopped by signal {stop_requested[0]} at step {step}; checkpoint saved"
+                log.warning(message)
+                raise Interrupted(message)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

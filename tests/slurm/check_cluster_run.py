@@ -1,11 +1,13 @@
-"""Checks of the live-cluster test (tests/slurm/live_cluster.sh): the SLURM run of
-tests/slurm/cluster.yaml against a local run of the same config.
+"""Checks of the live-cluster test (tests/slurm/live_cluster.sh), each comparing a SLURM run
+with a local run of the same config:
 
-    python check_cluster_run.py SLURM_WORKDIR LOCAL_WORKDIR
+    python check_cluster_run.py grid SLURM_WORKDIR LOCAL_WORKDIR          # tests/slurm/cluster.yaml
+    python check_cluster_run.py preempted SLURM_WORKDIR LOCAL_WORKDIR JOB # tests/slurm/preempt.yaml
 
 Exits non-zero with the failed check's message; prints what it saw otherwise.
 """
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -25,8 +27,42 @@ def scontrol_job(job_id: str) -> dict:
     return dict(field.split("=", 1) for field in first.split() if "=" in field)
 
 
-def main(slurm_dir: Path, local_dir: Path) -> None:
-    cfg = yaml.safe_load((slurm_dir / "cluster.yaml").read_text())
+def same_runs_table(slurm_dir: Path, local_dir: Path) -> None:
+    """The cluster changes where runs execute, never what they compute: bitwise-equal results."""
+    cols = ["run_id", "final_val_loss", "steps", "tokens", "n_params", "diverged"]
+    on_slurm = pd.read_csv(slurm_dir / "results/tables/runs.csv")[cols].sort_values("run_id").reset_index(drop=True)
+    local = pd.read_csv(local_dir / "results/tables/runs.csv")[cols].sort_values("run_id").reset_index(drop=True)
+    if not on_slurm.equals(local):
+        fail(f"SLURM and local results differ:\n{on_slurm.compare(local)}")
+
+
+def check_preempted(slurm_dir: Path, local_dir: Path, killed_job: str) -> None:
+    """A run signalled mid-training (as SLURM does before a time limit or preemption) saved a
+    checkpoint and exited; Snakemake resubmitted it; the new job resumed and ended where an
+    uninterrupted run ends, bit for bit."""
+    logs = "\n".join(p.read_text(errors="replace") for d in (slurm_dir / ".snakemake/slurm_logs", slurm_dir / "results/logs")
+                     for p in d.rglob("*.log"))
+    stopped = re.search(r"(\S+): stopped by signal 12 at step (\d+); checkpoint saved", logs)
+    if not stopped:
+        fail(f"no run says it stopped on SIGUSR2 and saved a checkpoint (signalled job {killed_job})")
+    m = json.loads((slurm_dir / "results/runs" / stopped[1] / "metrics.json").read_text())
+    resumed = re.search(rf"resumed {re.escape(m['run_id'])} from step (\d+)", logs)
+    if not resumed:
+        fail(f"{m['run_id']} stopped at step {stopped[2]} but no retry says it resumed")
+    if m["scheduler"]["slurm_job_id"] == killed_job:
+        fail(f"the run finished in the signalled job {killed_job}; it should have been retried")
+    if m["steps_done"] != m["steps"] or int(resumed[1]) <= 0:
+        fail(f"steps done {m['steps_done']} of {m['steps']}, resumed from step {resumed[1]}")
+    local = json.loads((local_dir / "results/runs" / m["run_id"] / "metrics.json").read_text())
+    if (m["final_val_loss"], m["curve"]) != (local["final_val_loss"], local["curve"]):
+        fail(f"resumed run ends at {m['final_val_loss']!r}, the uninterrupted local run at {local['final_val_loss']!r}")
+    print(f"SLURM job {killed_job} got SIGUSR2: {m['run_id']} stopped at step {stopped[2]} of {m['steps']}; job "
+          f"{m['scheduler']['slurm_job_id']} resumed from step {resumed[1]}; final loss {m['final_val_loss']!r} "
+          "and its loss curve equal the uninterrupted local run's")
+
+
+def check_grid(slurm_dir: Path, local_dir: Path) -> None:
+    cfg = yaml.safe_load((slurm_dir / "test.yaml").read_text())
     packed = set(cfg["resources"]["pack_sizes"])
     metrics = [json.loads(p.read_text()) for p in sorted((slurm_dir / "results/runs").rglob("metrics.json"))]
     if len(metrics) != 8:
@@ -71,12 +107,8 @@ def main(slurm_dir: Path, local_dir: Path) -> None:
             fail(f"packed job {job} holds {info['NumCPUs']} CPUs for {per_job[job]} runs")
         seen[job] = f"{state}, GPU {given}, {info['NumCPUs']} CPU"
 
-    # 5. The cluster changes where runs execute, never what they compute: bitwise-equal results.
-    cols = ["run_id", "final_val_loss", "steps", "tokens", "n_params", "diverged"]
-    on_slurm = pd.read_csv(slurm_dir / "results/tables/runs.csv")[cols].sort_values("run_id").reset_index(drop=True)
-    local = pd.read_csv(local_dir / "results/tables/runs.csv")[cols].sort_values("run_id").reset_index(drop=True)
-    if not on_slurm.equals(local):
-        fail(f"SLURM and local results differ:\n{on_slurm.compare(local)}")
+    # 5. Same results as the local run, probes included.
+    same_runs_table(slurm_dir, local_dir)
     probes_slurm = pd.read_csv(slurm_dir / "results/tables/probes.csv").sort_values("run_id").reset_index(drop=True)
     probes_local = pd.read_csv(local_dir / "results/tables/probes.csv").sort_values("run_id").reset_index(drop=True)
     if not probes_slurm.equals(probes_local):
@@ -91,4 +123,7 @@ def main(slurm_dir: Path, local_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    if sys.argv[1] == "grid":
+        check_grid(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        check_preempted(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])

@@ -1,0 +1,289 @@
+"""qatgrid benchmarks: training throughput, QAT overhead, MFU, packing gain, peak memory and
+pipeline overheads, each against the project's targets.
+
+    python benchmarks/bench.py               # full mode on this machine
+    python benchmarks/bench.py --quick       # CPU-CI-sized: fewer sizes and steps
+    python benchmarks/bench.py --pipeline    # also time the default pipeline (~12 min on 2 cores)
+
+Writes benchmarks/results/<machine>.json and .md (<machine>-quick.* in quick mode) and prints
+the table. Every timing is a
+median over repeated steps after warm-up, with its interquartile range; each size runs in a
+fresh process (peak memory is per size, all four bit-widths' models together), its FP16 and QAT
+models stepping in turn so the QAT overhead ratio is measured within one run. Training steps are qatgrid.train.train_step, the
+function the pipeline trains with, on the device and precision the pipeline would pick.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BITS = [16, 8, 6, 4]
+# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' datasheets, for MFU.
+BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
+TARGETS = {"qat_overhead_gpu": 1.10, "qat_overhead_cpu": 1.25, "mfu_100M": 0.40, "mfu_50M": 0.30,
+           "packing_k8": 4.0, "dry_run_s": 10.0, "pipeline_s": 600.0}
+
+
+def quartiles(xs: list[float]) -> tuple[float, float, float]:
+    q1, med, q3 = np.percentile(xs, [25, 50, 75])
+    return float(q1), float(med), float(q3)
+
+
+def trainer(size: str, bits: int, batch: int, seq: int):
+    """One training step of a fresh model, as the pipeline trains it (qatgrid.train.train_step,
+    with the device, precision and compile choice train_run would make)."""
+    import torch
+    from qatgrid.model import GPT, ModelConfig, count_params
+    from qatgrid.optim import build_optimizers
+    from qatgrid.train import fast_path, resolve_device, train_step
+
+    device = resolve_device("auto")
+    amp_dtype, compiled = fast_path({}, device)
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_size(size, vocab_size=1024, seq_len=seq, bits=bits, logit_softcap=30.0)).to(device)
+    optimizers = build_optimizers(model, "muon", {"muon": 0.02, "embed": 0.01, "adamw": 0.003}, 1.0, 0.0)
+    forward = torch.compile(model) if compiled else model
+    params = list(model.parameters())
+    x, y = (torch.randint(0, 1024, (batch, seq)).to(device) for _ in range(2))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def step() -> None:
+        train_step(forward, params, optimizers, x, y, amp_dtype, 1.0)
+
+    info = {"n_params": count_params(model), "device": str(device), "precision": str(amp_dtype or torch.float32),
+            "compiled": compiled}
+    return step, sync, info
+
+
+def step_times(size: str, batch: int, seq: int, warmup: int, steps: int, threads: int) -> list[dict]:
+    """Step times of FP16 and each QAT bit-width at one size. The models take their steps
+    round-robin, so machine noise and drift fall on all of them alike and the QAT/FP16 ratio
+    compares like with like."""
+    import torch
+    torch.set_num_threads(threads)
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+    trainers = {bits: trainer(size, bits, batch, seq) for bits in BITS}
+    for step, sync, _ in trainers.values():
+        for _ in range(warmup):
+            step()
+        sync()
+    times = {bits: [] for bits in BITS}
+    for _ in range(steps):
+        for bits, (step, sync, _) in trainers.items():
+            t0 = time.perf_counter()
+            step()
+            sync()
+            times[bits].append(time.perf_counter() - t0)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = []
+    for bits, (_, _, info) in trainers.items():
+        r = {"size": size, "bits": bits, **info, "batch": batch, "seq_len": seq, "step_s": quartiles(times[bits]),
+             "tokens_per_s": batch * seq / statistics.median(times[bits]), "peak_rss_mb": rss}
+        if torch.cuda.is_available():
+            r["gpu_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        out.append(r)
+    return out
+
+
+def _in_child(queue, fn, kwargs):
+    queue.put(fn(**kwargs))
+
+
+def isolated(fn, **kwargs):
+    """Run fn in a fresh process: per-size peak RSS, and no compile cache shared across sizes."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_in_child, args=(queue, fn, kwargs))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def _packed_worker(barrier, queue, size, batch, seq, steps, threads):
+    import torch
+    torch.set_num_threads(threads)
+    step, sync, _ = trainer(size, 6, batch, seq)
+    for _ in range(3):
+        step()
+    sync()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    queue.put(batch * seq * steps / (time.perf_counter() - t0))
+
+
+def packing_gain(size: str, k_values: list[int], batch: int, seq: int, steps: int, threads: int) -> dict:
+    """Aggregate tokens/s of K concurrent INT6 runs (separate processes, as a Snakemake job
+    group runs them) over the tokens/s of one run alone."""
+    ctx = mp.get_context("spawn")
+    rates = {}
+    for k in k_values:
+        barrier, queue = ctx.Barrier(k), ctx.Queue()
+        procs = [ctx.Process(target=_packed_worker, args=(barrier, queue, size, batch, seq, steps, threads)) for _ in range(k)]
+        for p in procs:
+            p.start()
+        per_run = [queue.get() for _ in procs]
+        for p in procs:
+            p.join()
+        rates[k] = sum(per_run)
+    return {"size": size, "aggregate_tokens_per_s": rates, "gain": {k: rates[k] / rates[k_values[0]] for k in k_values}}
+
+
+def flops_per_token(n_params: int, n_layer: int, d_model: int, seq: int) -> float:
+    """Training FLOPs per token: 6N for the weights plus 12·L·d·T for attention scores and values."""
+    return 6 * n_params + 12 * n_layer * d_model * seq
+
+
+def timed(cmd: list[str], cwd: Path, repeats: int) -> list[float]:
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def machine_name() -> str:
+    import torch
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+    else:
+        name = f"cpu-{platform.machine()}-{os.cpu_count()}core"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def fmt_q(q) -> str:
+    return f"{q[1] * 1e3:.1f} ms [{q[0] * 1e3:.1f}–{q[2] * 1e3:.1f}]"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="CI-sized run: fewer sizes, fewer steps")
+    ap.add_argument("--pipeline", action="store_true", help="also time the default pipeline end to end")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = ap.parse_args()
+
+    import torch
+    from qatgrid.sizes import SIZES
+    on_gpu = torch.cuda.is_available()
+    threads = 1 if not on_gpu else 4
+    if on_gpu:
+        sizes = ["3M", "5M", "15M", "50M", "100M"] if args.quick else ["3M", "5M", "8M", "15M", "30M", "50M", "100M"]
+        batch, seq, warmup, steps = 32, 1024, 10, 20 if args.quick else 50
+        pack_sizes, pack_k, pack_steps = ["3M", "5M"], [1, 2, 4, 8], 20 if args.quick else 50
+    else:
+        sizes = ["0.1M", "0.16M"] if args.quick else ["0.1M", "0.16M", "0.2M"]  # the sizes CPU configs train
+        batch, seq, warmup, steps = 8, 128, 3, 10 if args.quick else 30
+        pack_sizes, pack_k, pack_steps = ["0.1M"], [1, min(2, os.cpu_count())], 10 if args.quick else 30
+
+    results = {"machine": machine_name(), "mode": "quick" if args.quick else "full", "torch": torch.__version__,
+               "device": torch.cuda.get_device_name(0) if on_gpu else f"cpu ({os.cpu_count()} cores)",
+               "targets": TARGETS, "throughput": [], "qat_overhead": {}, "mfu": {}, "packing": [], "pipeline": {}}
+
+    for size in sizes:
+        for r in isolated(step_times, size=size, batch=batch, seq=seq, warmup=warmup, steps=steps, threads=threads):
+            results["throughput"].append(r)
+            label = "fp16" if r["bits"] == 16 else f"int{r['bits']}"
+            print(f"{size:>6} {label:>5}: {r['tokens_per_s']:>10.0f} tok/s, step {fmt_q(r['step_s'])}, "
+                  f"RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+        base = next(r for r in results["throughput"] if r["size"] == size and r["bits"] == 16)
+        results["qat_overhead"][size] = {b: next(r for r in results["throughput"] if r["size"] == size and r["bits"] == b)["step_s"][1]
+                                         / base["step_s"][1] for b in BITS[1:]}
+        if on_gpu:
+            name = torch.cuda.get_device_name(0)
+            peak = next((v for k, v in BF16_PEAK.items() if k in name), None)
+            n_layer, d_model = SIZES[size]
+            for r in (x for x in results["throughput"] if x["size"] == size):
+                r["mfu"] = (r["tokens_per_s"] * flops_per_token(r["n_params"], n_layer, d_model, seq) / peak) if peak else None
+            results["mfu"][size] = {("fp16" if r["bits"] == 16 else f"int{r['bits']}"): r["mfu"]
+                                    for r in results["throughput"] if r["size"] == size}
+
+    for size in pack_sizes:
+        p = packing_gain(size, pack_k, batch, seq, pack_steps, threads)
+        results["packing"].append(p)
+        print(f"packing {size}: " + ", ".join(f"K={k}: {g:.2f}x" for k, g in p["gain"].items()), flush=True)
+
+    snakemake = [sys.executable, "-m", "snakemake"]
+    dry = timed(snakemake + ["-n", "--quiet", "rules", "--configfile", "config/paper.yaml"], REPO, 3)
+    results["pipeline"]["dry_run_paper_s"] = quartiles(dry)
+    print(f"snakemake -n (paper grid): median {statistics.median(dry):.1f} s", flush=True)
+    if args.pipeline:
+        with tempfile.TemporaryDirectory() as tmp:
+            for item in ["Snakefile", "rules", "workflow", "config", "envs", "profiles"]:
+                (shutil.copytree if (REPO / item).is_dir() else shutil.copy)(REPO / item, Path(tmp) / item)
+            wall = timed(snakemake + ["--cores", "all"], Path(tmp), 1)[0]
+        results["pipeline"]["default_pipeline_s"] = wall
+        print(f"default pipeline: {wall:.0f} s", flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = args.out / (results["machine"] + ("-quick" if args.quick else ""))
+    (stem.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=str) + "\n")
+    (stem.with_suffix(".md")).write_text(markdown(results))
+    print(markdown(results))
+    print(f"wrote {stem}.json and {stem}.md")
+
+
+def markdown(res: dict) -> str:
+    on_gpu = any(r["device"].startswith("cuda") for r in res["throughput"])
+    nm = "not measured (no CUDA device)"
+    lines = [f"# Benchmarks: {res['device']} ({res['mode']} mode, torch {res['torch']})", "",
+             "Step times are medians [interquartile range] over timed steps after warm-up.", "",
+             "## Training throughput", "", "| size | params | bits | tokens/s | step time | peak RSS MB | GPU max alloc MB | MFU |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in res["throughput"]:
+        mfu = f"{r['mfu']:.1%}" if r.get("mfu") is not None else "–"
+        gpu_mem = f"{r['gpu_max_allocated_mb']:.0f}" if "gpu_max_allocated_mb" in r else "–"
+        lines.append(f"| {r['size']} | {r['n_params']:,} | {'fp16' if r['bits'] == 16 else 'int' + str(r['bits'])} | "
+                     f"{r['tokens_per_s']:,.0f} | {fmt_q(r['step_s'])} | {r['peak_rss_mb']:.0f} | {gpu_mem} | {mfu} |")
+    target = res["targets"]["qat_overhead_gpu" if on_gpu else "qat_overhead_cpu"]
+    lines += ["", f"## QAT overhead (QAT step time / FP16 step time; target ≤ {target:.2f} on {'GPU' if on_gpu else 'CPU'})", "",
+              "| size | int8 | int6 | int4 | met |", "|---|---|---|---|---|"]
+    for size, ratios in res["qat_overhead"].items():
+        lines.append(f"| {size} | " + " | ".join(f"{ratios[b]:.3f}" for b in (8, 6, 4))
+                     + f" | {'yes' if max(ratios.values()) <= target else 'no'} |")
+    if not on_gpu:
+        lines.append(f"| GPU (target ≤ {res['targets']['qat_overhead_gpu']:.2f}) | {nm} | | | |")
+    lines += ["", "## Model FLOPs utilisation (bf16; targets ≥ 40% at 100M, ≥ 30% at 50M on an H100)", ""]
+    if res["mfu"]:
+        lines += ["| size | " + " | ".join(next(iter(res["mfu"].values())).keys()) + " |", "|---|---|---|---|---|"]
+        lines += [f"| {s} | " + " | ".join(f"{v:.1%}" if v is not None else "unknown peak" for v in m.values()) + " |"
+                  for s, m in res["mfu"].items()]
+    else:
+        lines.append(nm)
+    lines += ["", "## Packing gain (aggregate tokens/s of K concurrent INT6 runs / one run; target ≥ 4× at K = 8 for 3M, 5M on GPU)", "",
+              "| size | " + " | ".join(f"K={k}" for k in res["packing"][0]["gain"]) + " |" if res["packing"] else "", ]
+    if res["packing"]:
+        lines.append("|---|" + "---|" * len(res["packing"][0]["gain"]))
+        for p in res["packing"]:
+            lines.append(f"| {p['size']} | " + " | ".join(f"{g:.2f}×" for g in p["gain"].values()) + " |")
+    if not on_gpu:
+        lines.append(f"\nGPU packing (3M, 5M at K = 1, 2, 4, 8): {nm}.")
+    dry = res["pipeline"]["dry_run_paper_s"]
+    lines += ["", "## Pipeline overheads", "", "| what | measured | target |", "|---|---|---|",
+              f"| `snakemake -n` on config/paper.yaml | {dry[1]:.1f} s [{dry[0]:.1f}–{dry[2]:.1f}] | ≤ 10 s |"]
+    wall = res["pipeline"].get("default_pipeline_s")
+    lines.append(f"| default pipeline, `--cores all` | {f'{wall:.0f} s' if wall else 'not measured (run with --pipeline)'} | ≤ 600 s on 2 cores |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
