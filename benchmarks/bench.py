@@ -6,11 +6,11 @@ pipeline overheads, each against the project's targets.
     python benchmarks/bench.py --pipeline    # also time the default pipeline (~12 min on 2 cores)
 
 Writes benchmarks/results/<machine>.json and .md (<machine>-quick.* in quick mode) and prints
-the table. Every timing is a
-median over repeated steps after warm-up, with its interquartile range; each size runs in a
-fresh process (peak memory is per size, all four bit-widths' models together), its FP16 and QAT
-models stepping in turn so the QAT overhead ratio is measured within one run. Training steps are qatgrid.train.train_step, the
-function the pipeline trains with, on the device and precision the pipeline would pick.
+the table. Every timing is a median over repeated steps after warm-up, with its interquartile
+range; each size runs in a fresh process (peak memory is per size, all four bit-widths' models
+together), its FP16 and QAT models stepping in turn so the QAT overhead ratio is measured
+within one run. Models, device settings and steps come from qatgrid.train (setup_device,
+build_trainer, train_step), as in the pipeline, on the device and precision it would pick.
 """
 from __future__ import annotations
 
@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from qatgrid.grid import bits_label
+
 REPO = Path(__file__).resolve().parents[1]
 BITS = [16, 8, 6, 4]
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' datasheets, for MFU.
@@ -44,21 +46,22 @@ def quartiles(xs: list[float]) -> tuple[float, float, float]:
     return float(q1), float(med), float(q3)
 
 
-def trainer(size: str, bits: int, batch: int, seq: int):
-    """One training step of a fresh model, as the pipeline trains it (qatgrid.train.train_step,
-    with the device, precision and compile choice train_run would make)."""
+LR = {"muon": 0.02, "embed": 0.01, "adamw": 0.003}  # config/config.yaml's train.lr
+
+
+def trainer(size: str, bits: int, batch: int, seq: int, threads: int):
+    """A step function for a fresh model of this size and bit-width, built and set up as
+    qatgrid.train.train_run builds it; returns (step, sync, info)."""
     import torch
-    from qatgrid.model import GPT, ModelConfig, count_params
-    from qatgrid.optim import build_optimizers
-    from qatgrid.train import fast_path, resolve_device, train_step
+    from qatgrid.model import ModelConfig, count_params
+    from qatgrid.train import build_trainer, fast_path, resolve_device, setup_device, train_step
 
     device = resolve_device("auto")
+    setup_device(device, threads)
     amp_dtype, compiled = fast_path({}, device)
     torch.manual_seed(0)
-    model = GPT(ModelConfig.from_size(size, vocab_size=1024, seq_len=seq, bits=bits, logit_softcap=30.0)).to(device)
-    optimizers = build_optimizers(model, "muon", {"muon": 0.02, "embed": 0.01, "adamw": 0.003}, 1.0, 0.0)
-    forward = torch.compile(model) if compiled else model
-    params = list(model.parameters())
+    mcfg = ModelConfig.from_size(size, vocab_size=1024, seq_len=seq, bits=bits, logit_softcap=30.0)
+    model, forward, params, optimizers = build_trainer(mcfg, device, compiled, "muon", LR, 1.0, 0.0)
     x, y = (torch.randint(0, 1024, (batch, seq)).to(device) for _ in range(2))
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
@@ -75,10 +78,7 @@ def step_times(size: str, batch: int, seq: int, warmup: int, steps: int, threads
     round-robin, so machine noise and drift fall on all of them alike and the QAT/FP16 ratio
     compares like with like."""
     import torch
-    torch.set_num_threads(threads)
-    if torch.cuda.is_available():
-        torch.backends.cuda.matmul.allow_tf32 = True
-    trainers = {bits: trainer(size, bits, batch, seq) for bits in BITS}
+    trainers = {bits: trainer(size, bits, batch, seq, threads) for bits in BITS}
     for step, sync, _ in trainers.values():
         for _ in range(warmup):
             step()
@@ -117,9 +117,7 @@ def isolated(fn, **kwargs):
 
 
 def _packed_worker(barrier, queue, size, batch, seq, steps, threads):
-    import torch
-    torch.set_num_threads(threads)
-    step, sync, _ = trainer(size, 6, batch, seq)
+    step, sync, _ = trainer(size, 6, batch, seq, threads)
     for _ in range(3):
         step()
     sync()
@@ -200,22 +198,19 @@ def main() -> None:
                "targets": TARGETS, "throughput": [], "qat_overhead": {}, "mfu": {}, "packing": [], "pipeline": {}}
 
     for size in sizes:
-        for r in isolated(step_times, size=size, batch=batch, seq=seq, warmup=warmup, steps=steps, threads=threads):
-            results["throughput"].append(r)
-            label = "fp16" if r["bits"] == 16 else f"int{r['bits']}"
-            print(f"{size:>6} {label:>5}: {r['tokens_per_s']:>10.0f} tok/s, step {fmt_q(r['step_s'])}, "
+        rows = {r["bits"]: r for r in isolated(step_times, size=size, batch=batch, seq=seq, warmup=warmup,
+                                                 steps=steps, threads=threads)}
+        for r in rows.values():
+            print(f"{size:>6} {bits_label(r['bits']):>5}: {r['tokens_per_s']:>10.0f} tok/s, step {fmt_q(r['step_s'])}, "
                   f"RSS {r['peak_rss_mb']:.0f} MB", flush=True)
-        base = next(r for r in results["throughput"] if r["size"] == size and r["bits"] == 16)
-        results["qat_overhead"][size] = {b: next(r for r in results["throughput"] if r["size"] == size and r["bits"] == b)["step_s"][1]
-                                         / base["step_s"][1] for b in BITS[1:]}
+        results["throughput"] += rows.values()
+        results["qat_overhead"][size] = {b: rows[b]["step_s"][1] / rows[16]["step_s"][1] for b in BITS[1:]}
         if on_gpu:
-            name = torch.cuda.get_device_name(0)
-            peak = next((v for k, v in BF16_PEAK.items() if k in name), None)
+            peak = next((v for k, v in BF16_PEAK.items() if k in torch.cuda.get_device_name(0)), None)
             n_layer, d_model = SIZES[size]
-            for r in (x for x in results["throughput"] if x["size"] == size):
-                r["mfu"] = (r["tokens_per_s"] * flops_per_token(r["n_params"], n_layer, d_model, seq) / peak) if peak else None
-            results["mfu"][size] = {("fp16" if r["bits"] == 16 else f"int{r['bits']}"): r["mfu"]
-                                    for r in results["throughput"] if r["size"] == size}
+            for r in rows.values():
+                r["mfu"] = r["tokens_per_s"] * flops_per_token(r["n_params"], n_layer, d_model, seq) / peak if peak else None
+            results["mfu"][size] = {bits_label(b): r["mfu"] for b, r in rows.items()}
 
     for size in pack_sizes:
         p = packing_gain(size, pack_k, batch, seq, pack_steps, threads)
@@ -252,7 +247,7 @@ def markdown(res: dict) -> str:
     for r in res["throughput"]:
         mfu = f"{r['mfu']:.1%}" if r.get("mfu") is not None else "–"
         gpu_mem = f"{r['gpu_max_allocated_mb']:.0f}" if "gpu_max_allocated_mb" in r else "–"
-        lines.append(f"| {r['size']} | {r['n_params']:,} | {'fp16' if r['bits'] == 16 else 'int' + str(r['bits'])} | "
+        lines.append(f"| {r['size']} | {r['n_params']:,} | {bits_label(r['bits'])} | "
                      f"{r['tokens_per_s']:,.0f} | {fmt_q(r['step_s'])} | {r['peak_rss_mb']:.0f} | {gpu_mem} | {mfu} |")
     target = res["targets"]["qat_overhead_gpu" if on_gpu else "qat_overhead_cpu"]
     lines += ["", f"## QAT overhead (QAT step time / FP16 step time; target ≤ {target:.2f} on {'GPU' if on_gpu else 'CPU'})", "",
@@ -269,12 +264,10 @@ def markdown(res: dict) -> str:
                   for s, m in res["mfu"].items()]
     else:
         lines.append(nm)
-    lines += ["", "## Packing gain (aggregate tokens/s of K concurrent INT6 runs / one run; target ≥ 4× at K = 8 for 3M, 5M on GPU)", "",
-              "| size | " + " | ".join(f"K={k}" for k in res["packing"][0]["gain"]) + " |" if res["packing"] else "", ]
-    if res["packing"]:
-        lines.append("|---|" + "---|" * len(res["packing"][0]["gain"]))
-        for p in res["packing"]:
-            lines.append(f"| {p['size']} | " + " | ".join(f"{g:.2f}×" for g in p["gain"].values()) + " |")
+    lines += ["", "## Packing gain (aggregate tokens/s of K concurrent INT6 runs / one run; target ≥ 4× at K = 8 for 3M, 5M on GPU)", ""]
+    ks = list(res["packing"][0]["gain"])
+    lines += ["| size | " + " | ".join(f"K={k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
+    lines += [f"| {p['size']} | " + " | ".join(f"{g:.2f}×" for g in p["gain"].values()) + " |" for p in res["packing"]]
     if not on_gpu:
         lines.append(f"\nGPU packing (3M, 5M at K = 1, 2, 4, 8): {nm}.")
     dry = res["pipeline"]["dry_run_paper_s"]

@@ -2,9 +2,8 @@
 (inductor compiles for CPU too, so the traced model and fake quantiser are exercised here)."""
 import torch
 
-from qatgrid.model import GPT, ModelConfig
-from qatgrid.optim import build_optimizers
-from qatgrid.train import fast_path, train_step
+from qatgrid.model import ModelConfig
+from qatgrid.train import build_trainer, fast_path, train_step
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -18,13 +17,12 @@ def test_fast_path_defaults_and_overrides():
 
 def losses(compiled: bool, steps: int = 4) -> list[float]:
     torch.manual_seed(0)
-    model = GPT(ModelConfig.from_size("0.1M", vocab_size=300, seq_len=32, bits=6, logit_softcap=30.0))
-    optimizers = build_optimizers(model, "muon", {"muon": 0.02, "embed": 0.01, "adamw": 0.003}, 1.0, 0.0)
-    forward = torch.compile(model) if compiled else model
+    mcfg = ModelConfig.from_size("0.1M", vocab_size=300, seq_len=32, bits=6, logit_softcap=30.0)
+    _, forward, params, optimizers = build_trainer(mcfg, CPU, compiled, "muon",
+                                                   {"muon": 0.02, "embed": 0.01, "adamw": 0.003}, 1.0, 0.0)
     g = torch.Generator().manual_seed(1)
     x, y = (torch.randint(0, 300, (4, 32), generator=g) for _ in range(2))
-    return [train_step(forward, list(model.parameters()), optimizers, x, y, torch.bfloat16, 1.0).item()
-            for _ in range(steps)]
+    return [train_step(forward, params, optimizers, x, y, torch.bfloat16, 1.0).item() for _ in range(steps)]
 
 
 def test_compiled_bf16_qat_step_tracks_eager():

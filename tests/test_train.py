@@ -28,6 +28,19 @@ def train(data_dir, tmp, run, name="a", **overrides):
     return train_run(run, {"train": {**TRAIN, **overrides}}, data_dir, str(tmp / name / "out"), str(tmp / name / "state"))
 
 
+def signal_at_step(monkeypatch, at_step: int, signum: int) -> None:
+    """Make the process receive `signum` while the batch of step `at_step` is drawn, as a
+    scheduler's signal lands mid-run."""
+    real_get_batch = train_module.get_batch
+
+    def signalling_get_batch(tokens, seed, step, *args):
+        if step == at_step:
+            os.kill(os.getpid(), signum)
+        return real_get_batch(tokens, seed, step, *args)
+
+    monkeypatch.setattr(train_module, "get_batch", signalling_get_batch)
+
+
 def test_metrics_and_outputs(data_dir, tmp_path):
     run = Run("p", 6, "0.1M", 0.25, 1.0, 0)
     m = train(data_dir, tmp_path, run)
@@ -53,18 +66,11 @@ def test_signal_checkpoints_and_resume_is_bitwise_identical(data_dir, tmp_path, 
     run again, it resumes from step 10 and ends bitwise equal to an uninterrupted run."""
     run = Run("p", 6, "0.1M", 0.33, 1.0, 1, "adamw", "cosine")
     reference = train(data_dir, tmp_path, run, "ref")
-    real_get_batch = train_module.get_batch
-
-    def signalling_get_batch(tokens, seed, step, *args):
-        if step == 10:
-            os.kill(os.getpid(), signal.SIGUSR1)
-        return real_get_batch(tokens, seed, step, *args)
-
-    monkeypatch.setattr(train_module, "get_batch", signalling_get_batch)
+    signal_at_step(monkeypatch, 10, signal.SIGUSR1)
     with pytest.raises(Interrupted, match="stopped by signal .* at step 11; checkpoint saved"):
         train(data_dir, tmp_path, run, "resumed")
     assert not (tmp_path / "resumed" / "out" / "metrics.json").exists()
-    monkeypatch.setattr(train_module, "get_batch", real_get_batch)
+    monkeypatch.undo()
     resumed = train(data_dir, tmp_path, run, "resumed")
     assert resumed["final_val_loss"] == reference["final_val_loss"]
     assert [e["train_loss"] for e in resumed["curve"]] == [e["train_loss"] for e in reference["curve"]]
@@ -90,21 +96,14 @@ def test_divergence_is_recorded_not_raised(data_dir, tmp_path):
 def test_corrupt_last_checkpoint_falls_back_to_previous(data_dir, tmp_path, monkeypatch, caplog):
     run = Run("p", 6, "0.1M", 0.33, 1.0, 2)
     reference = train(data_dir, tmp_path, run, "ref")
-    real_get_batch = train_module.get_batch
-
-    def signalling_get_batch(tokens, seed, step, *args):
-        if step == 13:
-            os.kill(os.getpid(), signal.SIGUSR2)
-        return real_get_batch(tokens, seed, step, *args)
-
-    monkeypatch.setattr(train_module, "get_batch", signalling_get_batch)
+    signal_at_step(monkeypatch, 13, signal.SIGUSR2)
     with pytest.raises(Interrupted):
         train(data_dir, tmp_path, run, "x")
     state = tmp_path / "x" / "state"
     assert (state / "prev.pt").exists()  # step 12's periodic checkpoint, rotated when step 14's was saved
     data_bytes = (state / "last.pt").read_bytes()
     (state / "last.pt").write_bytes(data_bytes[: len(data_bytes) // 2])  # truncated write
-    monkeypatch.setattr(train_module, "get_batch", real_get_batch)
+    monkeypatch.undo()
     resumed = train(data_dir, tmp_path, run, "x")
     assert "falling back to the previous checkpoint" in caplog.text and "(step 12)" in caplog.text
     assert resumed["final_val_loss"] == reference["final_val_loss"]

@@ -54,6 +54,25 @@ def fast_path(train_cfg: dict, device: torch.device) -> tuple[torch.dtype | None
     return dtype, compile_ is True or (compile_ == "auto" and on_gpu)
 
 
+def setup_device(device: torch.device, threads: int) -> None:
+    """CPU: a fixed thread count (part of what makes CPU runs reproducible). CUDA: TF32 matmuls."""
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def build_trainer(mcfg: ModelConfig, device: torch.device, compiled: bool, optimizer: str, lr: dict, lr_mult: float,
+                  weight_decay: float) -> tuple[GPT, torch.nn.Module, list[torch.Tensor], list]:
+    """The model, the forward to train with (compiled or not; it shares the model's parameters),
+    the parameter list and the optimisers: everything train_step needs. The caller seeds."""
+    model = GPT(mcfg).to(device)
+    optimizers = build_optimizers(model, optimizer, lr, lr_mult, weight_decay)
+    forward = torch.compile(model) if compiled else model
+    return model, forward, list(model.parameters()), optimizers
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
@@ -161,11 +180,7 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
     out_dir, state_dir = Path(out_dir), Path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(train_cfg["device"])
-    if device.type == "cpu":
-        torch.set_num_threads(threads)
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    setup_device(device, threads)
     amp_dtype, compiled = fast_path(train_cfg, device)
     meta = read_json(Path(data_dir) / "meta.json")
     train_tokens = load_tokens(str(Path(data_dir) / "train.bin"))
@@ -177,10 +192,8 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
     torch.manual_seed(run.seed)
     mcfg = ModelConfig.from_size(run.size, vocab_size=meta["vocab_size"], seq_len=seq_len, bits=run.bits,
                                  logit_softcap=train_cfg["logit_softcap"])
-    model = GPT(mcfg).to(device)
-    optimizers = build_optimizers(model, run.optimizer, train_cfg["lr"], run.lr_mult, train_cfg["weight_decay"])
-    forward = torch.compile(model) if compiled else model  # shares parameters with `model`
-    params = list(model.parameters())
+    model, forward, params, optimizers = build_trainer(mcfg, device, compiled, run.optimizer, train_cfg["lr"],
+                                                       run.lr_mult, train_cfg["weight_decay"])
 
     state_path = state_dir / "last.pt"
     state = load_state(state_dir)
