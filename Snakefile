@@ -12,13 +12,12 @@ report: "workflow/report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
-include: "rules/probe.smk"
 include: "rules/aggregate.smk"
 include: "rules/figures.smk"
 include: "rules/audit.smk"
 
 
-# On a cluster, only training and probes go to the scheduler; tables and figures take
+# On a cluster, only data preparation and training go to the scheduler; tables and figures take
 # seconds and run where snakemake runs.
 localrules:
     all,

@@ -43,7 +43,7 @@ def probed_runs(run):
 
 
 def probe_files():
-    return [f"results/probes/{rid}.json" for rid in run_ids(probed_runs)]
+    return [f"results/runs/{rid}/probe.json" for rid in run_ids(probed_runs)]
 
 
 def train_resources(wildcards, attempt, key):

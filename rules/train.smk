@@ -7,6 +7,7 @@ rule train:
         metrics="results/runs/{run}/metrics.json",
         ckpt_prewarmdown="results/runs/{run}/ckpt_prewarmdown.pt",
         ckpt_final="results/runs/{run}/ckpt_final.pt",
+        probe="results/runs/{run}/probe.json",
     params:
         run=lambda wildcards: RUNS[wildcards.run].as_dict(),
         train=config["train"],

@@ -66,10 +66,10 @@ def fill_results(results, runs, grid_bits: int = 6, seed: int = 0) -> None:
             (d / f).write_bytes(b"")
         for f in ("metrics.json", "ckpt_prewarmdown.pt", "ckpt_final.pt"):
             os.utime(d / f, (t0 + 100, t0 + 100))
-        if run.bits in (16, grid_bits):
-            p = results / "probes" / f"{run.id}.json"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            dist = (0.2400 if run.bits == 16 else 0.2496) + rng.normal(0, 0.0005)
-            p.write_text(json.dumps({"run_id": run.id, "grid_bits": grid_bits, "run_bits": run.bits, "size": run.size,
-                                     "layers": {}, "mean_distance": dist, "n_weights": 1000}))
-            os.utime(p, (t0 + 200, t0 + 200))
+        # The training job writes the probe beside its metrics, a distance to every grid.
+        dist = (0.2400 if run.bits == 16 else 0.2496) + rng.normal(0, 0.0005)
+        grids = {str(b): {"grid_bits": b, "layers": {}, "mean_distance": dist if b == grid_bits else 0.25,
+                          "n_weights": 1000} for b in (8, 6, 4)}
+        (d / "probe.json").write_text(json.dumps({"run_id": run.id, "run_bits": run.bits, "size": run.size,
+                                                  "grids": grids}))
+        os.utime(d / "probe.json", (t0 + 100, t0 + 100))

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from qatgrid.probe import grid_distance, probe_weights
@@ -27,3 +28,23 @@ def test_probe_weights_covers_block_matrices_only():
     assert list(out["layers"]) == ["blocks.0.mlp.up.weight"]
     assert out["n_weights"] == 128
     assert 0 <= out["mean_distance"] <= 0.5
+
+
+def test_probe_checkpoint_has_every_grid_and_the_table_picks_one(tmp_path):
+    import json
+
+    from qatgrid.aggregate import load_probes
+    from qatgrid.probe import PROBE_GRIDS, probe_checkpoint
+
+    state = {"blocks.0.mlp.up.weight": quantize_rows(torch.randn(16, 8), 4)}
+    torch.save({"model": state, "run_id": "phase2/int4/15M/wd33/lr1x/muon-linear-x1/seed0", "bits": 4,
+                "size": "15M"}, tmp_path / "ckpt.pt")
+    probe = probe_checkpoint(str(tmp_path / "ckpt.pt"))
+    assert set(probe["grids"]) == {str(b) for b in PROBE_GRIDS} and "4" in probe["grids"]
+    assert probe["grids"]["4"]["mean_distance"] < 1e-5  # INT4 weights sit on the INT4 grid
+    assert probe["grids"]["6"]["mean_distance"] > 0.01  # and off the finer INT6 grid
+    (tmp_path / "probe.json").write_text(json.dumps(probe))
+    table = load_probes([str(tmp_path / "probe.json")], 6)
+    assert table.loc[0, "grid_bits"] == 6 and table.loc[0, "mean_distance"] == probe["grids"]["6"]["mean_distance"]
+    with pytest.raises(ValueError, match="no distance to the INT5 grid"):
+        load_probes([str(tmp_path / "probe.json")], 5)

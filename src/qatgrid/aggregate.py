@@ -26,13 +26,17 @@ def load_runs(metric_paths: list[str]) -> pd.DataFrame:
     return df.astype({"final_val_loss": float, "final_val_bpb": float, "diverged": bool})
 
 
-def load_probes(probe_paths: list[str]) -> pd.DataFrame:
+def load_probes(probe_paths: list[str], grid_bits: int) -> pd.DataFrame:
+    """One row per probed run: its distance to the `grid_bits` grid."""
     rows = []
     for path in probe_paths:
         p = read_json(path)
+        if str(grid_bits) not in p["grids"]:
+            raise ValueError(f"{path}: no distance to the INT{grid_bits} grid (has {', '.join(p['grids'])})")
+        grid = p["grids"][str(grid_bits)]
         run = parse_run_id(p["run_id"])
-        rows.append({"run_id": p["run_id"], **run.as_dict(), "grid_bits": p["grid_bits"],
-                     "mean_distance": p["mean_distance"], "n_weights": p["n_weights"]})
+        rows.append({"run_id": p["run_id"], **run.as_dict(), "grid_bits": grid_bits,
+                     "mean_distance": grid["mean_distance"], "n_weights": grid["n_weights"]})
     return pd.DataFrame(rows)
 
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import torch
 
-from .quant import row_scale
+from .quant import SUPPORTED_BITS, row_scale
+
+# Every quantisation grid the pipeline knows. The training job probes its pre-warmdown weights
+# against all of them, so the grid an analysis compares (`probe.grid_bits`) is chosen when the
+# tables are built and changing it re-trains nothing.
+PROBE_GRIDS = tuple(b for b in SUPPORTED_BITS if b < 16)
 
 
 def grid_distance(w: torch.Tensor, bits: int) -> torch.Tensor:
@@ -36,8 +41,8 @@ def probe_weights(state: dict[str, torch.Tensor], bits: int) -> dict:
             "n_weights": count}
 
 
-def probe_checkpoint(path: str, bits: int) -> dict:
+def probe_checkpoint(path: str) -> dict:
+    """The probe of one run: its pre-warmdown checkpoint's distance to each grid in PROBE_GRIDS."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    result = probe_weights(ckpt["model"], bits)
-    result.update(run_id=ckpt["run_id"], run_bits=ckpt["bits"], size=ckpt["size"])
-    return result
+    return {"run_id": ckpt["run_id"], "run_bits": ckpt["bits"], "size": ckpt["size"],
+            "grids": {str(b): probe_weights(ckpt["model"], b) for b in PROBE_GRIDS}}

@@ -1,11 +1,15 @@
 from pathlib import Path
 
 from qatgrid.grid import Run
-from qatgrid.io import setup_logging
+from qatgrid.io import setup_logging, write_json
+from qatgrid.probe import probe_checkpoint
 from qatgrid.train import clear_state, train_run
 
 setup_logging(snakemake.log[0])
 run = Run(**snakemake.params.run)
 train_run(run, {"train": snakemake.params.train}, str(Path(snakemake.input.meta).parent),
           str(Path(snakemake.output.metrics).parent), snakemake.params.state_dir, threads=snakemake.threads)
+# The probe runs here rather than in a job of its own: one process start (and, on a cluster,
+# one queued job) less per run, for a computation that takes milliseconds.
+write_json(snakemake.output.probe, probe_checkpoint(snakemake.output.ckpt_prewarmdown))
 clear_state(snakemake.params.state_dir)
