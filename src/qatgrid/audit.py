@@ -156,7 +156,7 @@ def report(config: dict, table: pd.DataFrame) -> str:
     unfinished = table[table["status"].isin(["diverged", "partial", "failed"])][["run_id", "status"]]
     return "\n".join([
         "# Grid audit", "",
-        f"{len(table)} training runs; estimated {table['est_gpu_hours'].sum():.1f} GPU-hours.", "",
+        f"{len(table)} training runs; estimated {table['est_gpu_hours'].sum():.4g} GPU-hours.", "",
         estimate_note(config, per_size), "",
         *check, "",
         "## Runs per phase", "", _md_table(per_phase), "",
