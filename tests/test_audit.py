@@ -83,6 +83,7 @@ def test_estimate_from_measured_run_costs_by_hand(tmp_path):
     # 16,384 tokens at 163,840 tok/s = 0.2 s; one periodic checkpoint (step 50) = 0.5 s; fixed 3 s.
     run = next(r for r in est["per_run"] if "/0.1M/" in r)
     assert est["per_run"][run] == pytest.approx((3.0 + 2.0 + 0.2 + 0.5) / 3600)
+    assert est["source"][run] == "measured (test-cpu.json)"
     per_size = est["per_size"]
     assert per_size["0.1M"]["source"] == "measured (test-cpu.json)"
     assert per_size["0.16M"]["source"] == "audit.tokens_per_second"  # no measurement: the config's table

@@ -109,13 +109,14 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
 
 
 def gpu_hours(config: dict, bench_dir: str | Path = BENCH_DIR) -> dict:
-    """The grid's estimated GPU-hours: {"total", "per_run" (run_id -> hours), "per_size" (size ->
-    {"runs", "gpu_hours", "source"})}."""
+    """The grid's estimated GPU-hours: {"total", "per_run" (run_id -> hours), "source" (run_id ->
+    where its figures came from), "per_size" (size -> {"runs", "gpu_hours", "source"})}."""
     table = grid_table(config, None, bench_dir)
     per_size = table.groupby("size").agg(runs=("run_id", "size"), gpu_hours=("est_gpu_hours", "sum"),
                                          source=("est_source", "first"))
     return {"total": float(table["est_gpu_hours"].sum()),
             "per_run": dict(zip(table["run_id"], table["est_gpu_hours"])),
+            "source": dict(zip(table["run_id"], table["est_source"])),
             "per_size": per_size.to_dict(orient="index")}
 
 
