@@ -77,7 +77,8 @@ def test_estimate_from_measured_run_costs_by_hand(tmp_path):
     cfg = load_default_config()
     cfg["audit"]["device"] = "test-cpu"
     # eager CPU runs take the eager job's costs; the compiled ones would differ
-    write_costs(tmp_path, "test-cpu", {"0.1M": {"eager": COST, "warm": {**COST, "fixed_s": 99.0}}})
+    write_costs(tmp_path, "test-cpu", {"0.1M": {"eager": COST, "warm": {**COST, "fixed_s": 99.0},
+                                                  "cold": {**COST, "fixed_s": 500.0}}})
     est = gpu_hours(cfg, tmp_path)
     # 100 steps of 8 x 128 tokens at 51,200 tok/s = 2 s; evaluations at steps 50 and 100 of
     # 16,384 tokens at 163,840 tok/s = 0.2 s; one periodic checkpoint (step 50) = 0.5 s; fixed 3 s.
@@ -90,7 +91,10 @@ def test_estimate_from_measured_run_costs_by_hand(tmp_path):
     assert per_size["0.16M"]["gpu_hours"] == pytest.approx(per_size["0.16M"]["runs"] * 102400 / 7000 / 3600)
     assert est["total"] == pytest.approx(sum(v["gpu_hours"] for v in per_size.values()))
     cfg["train"]["compile"] = True  # compiled runs use the warm-cache job
-    assert gpu_hours(cfg, tmp_path)["per_run"][run] == pytest.approx((99.0 + 2.0 + 0.2 + 0.5) / 3600)
+    compiled = gpu_hours(cfg, tmp_path)["per_run"]
+    assert compiled[run] == pytest.approx((500.0 + 2.0 + 0.2 + 0.5) / 3600)  # the first of its shape
+    second = [r for r in compiled if "/0.1M/" in r and r.split("/")[1] == run.split("/")[1]][1]
+    assert compiled[second] == pytest.approx((99.0 + 2.0 + 0.2 + 0.5) / 3600)
 
     md = report(cfg, grid_table(cfg, tmp_path / "results", tmp_path))
     assert "0.1M: throughput and per-run overhead measured on `test-cpu` (test-cpu.json)" in md
@@ -111,10 +115,19 @@ def test_cuda_measurement_counts_compiled_runs_by_default(tmp_path):
     cfg = paper_config()
     write_costs(tmp_path, cfg["audit"]["device"], {"15M": {"warm": COST, "cold": {**COST, "fixed_s": 60.0}}}, "cuda")
     table = grid_table(cfg, tmp_path / "results", tmp_path)
-    r15 = table[(table["size"] == "15M") & (table["length_mult"] == 1)].iloc[0]
+    int6 = table[(table["size"] == "15M") & (table["bits"] == 6) & (table["length_mult"] == 1)]
     # 3,000 steps; evaluations every 500 (log 50): 6; periodic checkpoints every 250 below 3,000: 11
-    seconds = 3.0 + r15["tokens"] / 51200 + 6 * 1048576 / 163840 + 11 * 0.5
-    assert r15["est_gpu_hours"] == pytest.approx(seconds / 3600)
+    seconds = int6.iloc[0]["tokens"] / 51200 + 6 * 1048576 / 163840 + 11 * 0.5
+    # the shape's first run compiles from an empty cache, the others load it
+    assert int6.iloc[0]["est_gpu_hours"] == pytest.approx((60.0 + seconds) / 3600)
+    assert int6.iloc[1:]["est_gpu_hours"].tolist() == pytest.approx([(3.0 + seconds) / 3600] * (len(int6) - 1))
+    r15 = table[table["size"] == "15M"]
+    warm = [(3.0 + r.tokens / 51200 + evaluations(r.steps, cfg["train"]) * 1048576 / 163840 + (r.steps - 1) // 250 * 0.5)
+            / 3600 for r in r15.itertuples()]
+    cold = (r15["est_gpu_hours"] - warm) * 3600
+    # one cold compile per bit-width: a longer run (length_mult) has the same graphs
+    assert sorted(cold.round(6).value_counts().to_dict().items()) == [(0.0, len(r15) - r15["bits"].nunique()),
+                                                                     (57.0, r15["bits"].nunique())]
     assert (table[table["size"] != "15M"]["est_source"] == "audit.tokens_per_second").all()
 
 

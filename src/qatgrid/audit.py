@@ -11,7 +11,8 @@ each run from the files under `results/`:
 The GPU-hour estimate of a run comes from measurements where they exist: the "run_cost"
 section that benchmarks/bench_compile.py writes to benchmarks/results/<audit.device>.json
 (per size: training and evaluation throughput, the time of a periodic checkpoint, and the
-fixed cost of a job with a warm compile cache). A size without a measurement falls back to
+fixed cost of a job with a warm compile cache, or an empty one for the first run of a
+compiled shape). A size without a measurement falls back to
 `audit.tokens_per_second` (tokens / rate, no fixed costs); the report says which was used.
 """
 from __future__ import annotations
@@ -52,8 +53,9 @@ def run_status(results: Path, run_id: str) -> str:
 
 def measured_costs(config: dict, bench_dir: str | Path = BENCH_DIR) -> tuple[dict, Path | None]:
     """Per-size job costs measured on `audit.device` ({} when none), and the file they came from.
-    Compiled runs (train.compile, or auto on a CUDA measurement) take the warm-cache job: with the
-    shared compile cache only a shape's first run compiles from nothing."""
+    Compiled runs (train.compile, or auto on a CUDA measurement) take the warm-cache job, with
+    the empty-cache job's fixed cost as `cold_fixed_s`: with the shared compile cache only a
+    shape's first run compiles from nothing."""
     device = config.get("audit", {}).get("device")
     path = Path(bench_dir) / f"{device}.json"
     if not device or not path.exists():
@@ -63,7 +65,8 @@ def measured_costs(config: dict, bench_dir: str | Path = BENCH_DIR) -> tuple[dic
         return {}, None
     compile_ = config["train"].get("compile", "auto")
     kind = "warm" if compile_ is True or (compile_ == "auto" and cost["device_type"] == "cuda") else "eager"
-    return {size: e[kind] for size, e in cost["sizes"].items() if kind in e}, path
+    return {size: {**e[kind], "cold_fixed_s": e.get("cold", e[kind])["fixed_s"] if kind == "warm" else e[kind]["fixed_s"]}
+            for size, e in cost["sizes"].items() if kind in e}, path
 
 
 def evaluations(steps: int, train: dict) -> int:
@@ -73,15 +76,16 @@ def evaluations(steps: int, train: dict) -> int:
 
 
 def cost_model(config: dict, bench_dir: str | Path = BENCH_DIR):
-    """hours(size, steps, tokens) -> (estimated GPU-hours of one run, where the figures came from)."""
+    """hours(size, steps, tokens, first_of_shape) -> (estimated GPU-hours of one run, where the
+    figures came from); the first run of a compiled shape pays the compile from an empty cache."""
     train = config["train"]
     rates = config.get("audit", {}).get("tokens_per_second", {})
     measured, path = measured_costs(config, bench_dir)
 
-    def hours(size: str, steps: int, tokens: int) -> tuple[float, str]:
+    def hours(size: str, steps: int, tokens: int, first_of_shape: bool = False) -> tuple[float, str]:
         c = measured.get(size)
         if c:
-            seconds = (c["fixed_s"] + tokens / c["tokens_per_s"]
+            seconds = (c["cold_fixed_s" if first_of_shape else "fixed_s"] + tokens / c["tokens_per_s"]
                        + evaluations(steps, train) * train["eval_tokens"] / c["eval_tokens_per_s"]
                        + (steps - 1) // train["checkpoint_every"] * c["checkpoint_s"])
             return seconds / 3600, f"measured ({path.name})"
@@ -96,11 +100,13 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
     status (None without a results folder)."""
     train = config["train"]
     hours = cost_model(config, bench_dir)
-    rows = []
+    rows, shapes = [], set()
     for run in expand_runs(config):
         steps = max(1, round(train["steps"] * run.length_mult))
         tokens = steps * train["batch_size"] * train["seq_len"]
-        est, source = hours(run.size, steps, tokens)
+        shape = (run.size, run.bits, tokens // steps)  # what a compiled graph depends on
+        est, source = hours(run.size, steps, tokens, shape not in shapes)
+        shapes.add(shape)
         rows.append({"run_id": run.id, "phase_group": phase_group(run.phase), **run.as_dict(),
                      "bits_label": bits_label(run.bits), "n_params_nominal": size_to_number(run.size),
                      "steps": steps, "tokens": tokens, "est_gpu_hours": est, "est_source": source,
