@@ -231,6 +231,8 @@ def main() -> None:
 
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / (results["machine"] + ("-quick" if args.quick else ""))
+    if stem.with_suffix(".json").exists():  # keep the sections other benchmarks wrote (bench_compile.py: run_cost)
+        results = {**json.loads(stem.with_suffix(".json").read_text()), **results}
     (stem.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=str) + "\n")
     (stem.with_suffix(".md")).write_text(markdown(results))
     print(markdown(results))

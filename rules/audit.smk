@@ -8,6 +8,8 @@ rule audit:
         csv="results/audit/grid.csv",
     params:
         config=config,
+        # measured run costs for the GPU-hour estimate (benchmarks/bench_compile.py)
+        benchmarks=f"{workflow.basedir}/benchmarks/results",
     conda:
         "../envs/analysis.yaml"
     log:

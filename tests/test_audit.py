@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from conftest import REPO, load_default_config
-from qatgrid.audit import AuditMismatch, check_counts, grid_table, phase_group, write_audit
+from qatgrid.audit import (AuditMismatch, check_counts, evaluations, gpu_hours, grid_table, phase_group, report,
+                           write_audit)
 
 
 def paper_config() -> dict:
@@ -61,3 +62,83 @@ def test_phase_group_and_count_check():
     t = pd.DataFrame({"phase_group": ["a", "a", "b"], "run_id": ["1", "2", "3"]})
     assert check_counts(t, {"a": 2, "b": 1, "total": 3}) == []
     assert check_counts(t, {"c": 1}) == ["c: grid has 0 runs, expected 1"]
+
+
+def write_costs(bench_dir, device: str, sizes: dict, device_type: str = "cpu") -> None:
+    bench_dir.mkdir(parents=True, exist_ok=True)
+    (bench_dir / f"{device}.json").write_text(json.dumps({"throughput": [], "run_cost": {
+        "device_type": device_type, "sizes": sizes}}))
+
+
+COST = {"fixed_s": 3.0, "tokens_per_s": 51200.0, "eval_tokens_per_s": 163840.0, "checkpoint_s": 0.5}
+
+
+def test_estimate_from_measured_run_costs_by_hand(tmp_path):
+    cfg = load_default_config()
+    cfg["audit"]["device"] = "test-cpu"
+    # eager CPU runs take the eager job's costs; the compiled ones would differ
+    write_costs(tmp_path, "test-cpu", {"0.1M": {"eager": COST, "warm": {**COST, "fixed_s": 99.0},
+                                                  "cold": {**COST, "fixed_s": 500.0}}})
+    est = gpu_hours(cfg, tmp_path)
+    # 100 steps of 8 x 128 tokens at 51,200 tok/s = 2 s; evaluations at steps 50 and 100 of
+    # 16,384 tokens at 163,840 tok/s = 0.2 s; one periodic checkpoint (step 50) = 0.5 s; fixed 3 s.
+    run = next(r for r in est["per_run"] if "/0.1M/" in r)
+    assert est["per_run"][run] == pytest.approx((3.0 + 2.0 + 0.2 + 0.5) / 3600)
+    assert est["source"][run] == "measured (test-cpu.json)"
+    per_size = est["per_size"]
+    assert per_size["0.1M"]["source"] == "measured (test-cpu.json)"
+    assert per_size["0.16M"]["source"] == "audit.tokens_per_second"  # no measurement: the config's table
+    assert per_size["0.16M"]["gpu_hours"] == pytest.approx(per_size["0.16M"]["runs"] * 102400 / 7000 / 3600)
+    assert est["total"] == pytest.approx(sum(v["gpu_hours"] for v in per_size.values()))
+    cfg["train"]["compile"] = True  # compiled runs use the warm-cache job
+    compiled = gpu_hours(cfg, tmp_path)["per_run"]
+    assert compiled[run] == pytest.approx((500.0 + 2.0 + 0.2 + 0.5) / 3600)  # the first of its shape
+    second = [r for r in compiled if "/0.1M/" in r and r.split("/")[1] == run.split("/")[1]][1]
+    assert compiled[second] == pytest.approx((99.0 + 2.0 + 0.2 + 0.5) / 3600)
+
+    md = report(cfg, grid_table(cfg, tmp_path / "results", tmp_path))
+    assert "0.1M: throughput and per-run overhead measured on `test-cpu` (test-cpu.json)" in md
+    assert "0.16M, 0.2M: `audit.tokens_per_second` (tokens / rate; no per-run overhead)" in md
+    assert f"| 0.16M | 24 | {24 * 102400 / 7000 / 3600:.4g} | audit.tokens_per_second |" in md
+
+
+def test_paper_estimate_says_it_fell_back_without_a_gpu_measurement(tmp_path):
+    cfg = paper_config()
+    table = grid_table(cfg, tmp_path, tmp_path / "no-benchmarks")
+    assert (table["est_source"] == "audit.tokens_per_second").all()
+    rates = cfg["audit"]["tokens_per_second"]
+    assert table["est_gpu_hours"].sum() == pytest.approx(sum(table["tokens"] / table["size"].map(rates)) / 3600)
+    assert f"No run costs measured for `audit.device: {cfg['audit']['device']}`" in report(cfg, table)
+
+
+def test_cuda_measurement_counts_compiled_runs_by_default(tmp_path):
+    cfg = paper_config()
+    write_costs(tmp_path, cfg["audit"]["device"], {"15M": {"warm": COST, "cold": {**COST, "fixed_s": 60.0}}}, "cuda")
+    table = grid_table(cfg, tmp_path / "results", tmp_path)
+    int6 = table[(table["size"] == "15M") & (table["bits"] == 6) & (table["length_mult"] == 1)]
+    # 3,000 steps; evaluations every 500 (log 50): 6; periodic checkpoints every 250 below 3,000: 11
+    seconds = int6.iloc[0]["tokens"] / 51200 + 6 * 1048576 / 163840 + 11 * 0.5
+    # the shape's first run compiles from an empty cache, the others load it
+    assert int6.iloc[0]["est_gpu_hours"] == pytest.approx((60.0 + seconds) / 3600)
+    assert int6.iloc[1:]["est_gpu_hours"].tolist() == pytest.approx([(3.0 + seconds) / 3600] * (len(int6) - 1))
+    r15 = table[table["size"] == "15M"]
+    warm = [(3.0 + r.tokens / 51200 + evaluations(r.steps, cfg["train"]) * 1048576 / 163840 + (r.steps - 1) // 250 * 0.5)
+            / 3600 for r in r15.itertuples()]
+    cold = (r15["est_gpu_hours"] - warm) * 3600
+    # one cold compile per bit-width: a longer run (length_mult) has the same graphs
+    assert sorted(cold.round(6).value_counts().to_dict().items()) == [(0.0, len(r15) - r15["bits"].nunique()),
+                                                                     (57.0, r15["bits"].nunique())]
+    assert (table[table["size"] != "15M"]["est_source"] == "audit.tokens_per_second").all()
+
+
+@pytest.mark.parametrize("steps,log,every", [(100, 10, 50), (24, 4, 8), (25, 4, 8), (100, 10, 15), (7, 10, 50), (1, 1, 1)])
+def test_evaluation_count_matches_the_training_loop(steps, log, every):
+    # the condition train_run evaluates under, step by step
+    loop = sum(1 for s in range(1, steps + 1) if (s % log == 0 or s == steps) and (s % every == 0 or s == steps))
+    assert evaluations(steps, {"log_every": log, "eval_every": every}) == loop
+
+
+def test_committed_cpu_measurement_is_used_by_the_default_config():
+    est = gpu_hours(load_default_config(), REPO / "benchmarks" / "results")
+    assert {v["source"] for v in est["per_size"].values()} == {"measured (cpu-x86-64-2core.json)"}
+    assert est["total"] > 0

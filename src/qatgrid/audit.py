@@ -7,10 +7,18 @@ each run from the files under `results/`:
 - partial:  no metrics, but a resumable checkpoint in results/state/ (interrupted or failed)
 - failed:   no metrics, no checkpoint, but a training log (failed, or running right now)
 - missing:  nothing yet
+
+The GPU-hour estimate of a run comes from measurements where they exist: the "run_cost"
+section that benchmarks/bench_compile.py writes to benchmarks/results/<audit.device>.json
+(per size: training and evaluation throughput, the time of a periodic checkpoint, and the
+fixed cost of a job with a warm compile cache, or an empty one for the first run of a
+compiled shape). A size without a measurement falls back to
+`audit.tokens_per_second` (tokens / rate, no fixed costs); the report says which was used.
 """
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +27,8 @@ from .grid import bits_label, expand_runs
 from .sizes import size_to_number
 
 STATUSES = ("done", "diverged", "partial", "failed", "missing")
+BENCH_DIR = "benchmarks/results"
+CONFIG_RATES = "audit.tokens_per_second"
 
 
 class AuditMismatch(ValueError):
@@ -41,22 +51,79 @@ def run_status(results: Path, run_id: str) -> str:
     return "missing"
 
 
-def grid_table(config: dict, results: str | Path = "results") -> pd.DataFrame:
-    """One row per run: its axes, planned tokens, estimated GPU-hours and current status."""
-    results = Path(results)
+def measured_costs(config: dict, bench_dir: str | Path = BENCH_DIR) -> tuple[dict, Path | None]:
+    """Per-size job costs measured on `audit.device` ({} when none), and the file they came from.
+    Compiled runs (train.compile, or auto on a CUDA measurement) take the warm-cache job, with
+    the empty-cache job's fixed cost as `cold_fixed_s`: with the shared compile cache only a
+    shape's first run compiles from nothing."""
+    device = config.get("audit", {}).get("device")
+    path = Path(bench_dir) / f"{device}.json"
+    if not device or not path.exists():
+        return {}, None
+    cost = json.loads(path.read_text()).get("run_cost")
+    if not cost:
+        return {}, None
+    compile_ = config["train"].get("compile", "auto")
+    kind = "warm" if compile_ is True or (compile_ == "auto" and cost["device_type"] == "cuda") else "eager"
+    return {size: {**e[kind], "cold_fixed_s": e.get("cold", e[kind])["fixed_s"] if kind == "warm" else e[kind]["fixed_s"]}
+            for size, e in cost["sizes"].items() if kind in e}, path
+
+
+def evaluations(steps: int, train: dict) -> int:
+    """Evaluations in a run, as train_run makes them: at log points that are eval points, and at the end."""
+    every = math.lcm(train["log_every"], train["eval_every"])
+    return steps // every + (steps % every != 0)
+
+
+def cost_model(config: dict, bench_dir: str | Path = BENCH_DIR):
+    """hours(size, steps, tokens, first_of_shape) -> (estimated GPU-hours of one run, where the
+    figures came from); the first run of a compiled shape pays the compile from an empty cache."""
     train = config["train"]
-    tps = config.get("audit", {}).get("tokens_per_second", {})
-    rows = []
+    rates = config.get("audit", {}).get("tokens_per_second", {})
+    measured, path = measured_costs(config, bench_dir)
+
+    def hours(size: str, steps: int, tokens: int, first_of_shape: bool = False) -> tuple[float, str]:
+        c = measured.get(size)
+        if c:
+            seconds = (c["cold_fixed_s" if first_of_shape else "fixed_s"] + tokens / c["tokens_per_s"]
+                       + evaluations(steps, train) * train["eval_tokens"] / c["eval_tokens_per_s"]
+                       + (steps - 1) // train["checkpoint_every"] * c["checkpoint_s"])
+            return seconds / 3600, f"measured ({path.name})"
+        if size in rates:
+            return tokens / rates[size] / 3600, CONFIG_RATES
+        return float("nan"), "none"
+    return hours
+
+
+def grid_table(config: dict, results: str | Path | None = "results", bench_dir: str | Path = BENCH_DIR) -> pd.DataFrame:
+    """One row per run: its axes, planned tokens, estimated GPU-hours (and their source) and current
+    status (None without a results folder)."""
+    train = config["train"]
+    hours = cost_model(config, bench_dir)
+    rows, shapes = [], set()
     for run in expand_runs(config):
         steps = max(1, round(train["steps"] * run.length_mult))
         tokens = steps * train["batch_size"] * train["seq_len"]
-        rate = tps.get(run.size)
+        shape = (run.size, run.bits, tokens // steps)  # what a compiled graph depends on
+        est, source = hours(run.size, steps, tokens, shape not in shapes)
+        shapes.add(shape)
         rows.append({"run_id": run.id, "phase_group": phase_group(run.phase), **run.as_dict(),
                      "bits_label": bits_label(run.bits), "n_params_nominal": size_to_number(run.size),
-                     "steps": steps, "tokens": tokens,
-                     "est_gpu_hours": tokens / rate / 3600 if rate else float("nan"),
-                     "status": run_status(results, run.id)})
+                     "steps": steps, "tokens": tokens, "est_gpu_hours": est, "est_source": source,
+                     "status": run_status(Path(results), run.id) if results is not None else None})
     return pd.DataFrame(rows)
+
+
+def gpu_hours(config: dict, bench_dir: str | Path = BENCH_DIR) -> dict:
+    """The grid's estimated GPU-hours: {"total", "per_run" (run_id -> hours), "source" (run_id ->
+    where its figures came from), "per_size" (size -> {"runs", "gpu_hours", "source"})}."""
+    table = grid_table(config, None, bench_dir)
+    per_size = table.groupby("size").agg(runs=("run_id", "size"), gpu_hours=("est_gpu_hours", "sum"),
+                                         source=("est_source", "first"))
+    return {"total": float(table["est_gpu_hours"].sum()),
+            "per_run": dict(zip(table["run_id"], table["est_gpu_hours"])),
+            "source": dict(zip(table["run_id"], table["est_source"])),
+            "per_size": per_size.to_dict(orient="index")}
 
 
 def check_counts(table: pd.DataFrame, expected: dict[str, int]) -> list[str]:
@@ -81,7 +148,7 @@ def report(config: dict, table: pd.DataFrame) -> str:
     status = table.pivot_table(index="phase", columns="status", values="run_id", aggfunc="size", fill_value=0)
     status = status.reindex(columns=list(STATUSES), fill_value=0).reset_index()
     per_size = (table.groupby("size").agg(n_params=("n_params_nominal", "first"), runs=("run_id", "size"),
-                                          gpu_hours=("est_gpu_hours", "sum"))
+                                          gpu_hours=("est_gpu_hours", "sum"), source=("est_source", "first"))
                 .sort_values("n_params").reset_index().drop(columns="n_params"))
     axes = []
     for axis in ("bits_label", "size", "warmdown_frac", "lr_mult", "seed", "optimizer", "schedule", "length_mult"):
@@ -96,8 +163,8 @@ def report(config: dict, table: pd.DataFrame) -> str:
     unfinished = table[table["status"].isin(["diverged", "partial", "failed"])][["run_id", "status"]]
     return "\n".join([
         "# Grid audit", "",
-        f"{len(table)} training runs; estimated {table['est_gpu_hours'].sum():.1f} GPU-hours "
-        f"(from `audit.tokens_per_second`; sizes without a throughput figure count as 0).", "",
+        f"{len(table)} training runs; estimated {table['est_gpu_hours'].sum():.4g} GPU-hours.", "",
+        estimate_note(config, per_size), "",
         *check, "",
         "## Runs per phase", "", _md_table(per_phase), "",
         "## Status (from results/)", "", _md_table(status), "",
@@ -110,12 +177,30 @@ def report(config: dict, table: pd.DataFrame) -> str:
     ])
 
 
-def write_audit(config: dict, results: str | Path, md_path: str | Path, csv_path: str | Path) -> pd.DataFrame:
+def estimate_note(config: dict, per_size: pd.DataFrame) -> str:
+    """Where the estimate came from, size by size."""
+    device = config.get("audit", {}).get("device")
+    by_source = per_size.groupby("source", sort=False)["size"].apply(", ".join)
+    parts = []
+    for source, sizes in by_source.items():
+        if source.startswith("measured"):
+            parts.append(f"{sizes}: throughput and per-run overhead measured on `{device}` {source.removeprefix('measured ')} "
+                         "by `benchmarks/bench_compile.py`")
+        elif source == CONFIG_RATES:
+            parts.append(f"{sizes}: `{CONFIG_RATES}` (tokens / rate; no per-run overhead)")
+        else:
+            parts.append(f"{sizes}: no figure (counted as 0)")
+    missing = f" No run costs measured for `audit.device: {device}`." if device and not by_source.index.str.startswith("measured").any() else ""
+    return "Estimate per size — " + "; ".join(parts) + "." + missing
+
+
+def write_audit(config: dict, results: str | Path, md_path: str | Path, csv_path: str | Path,
+                bench_dir: str | Path = BENCH_DIR) -> pd.DataFrame:
     """Write the audit; raise AuditMismatch (after writing) when the counts differ from `audit.expected_runs`."""
     from .aggregate import write_table
     from .io import atomic_path
 
-    table = grid_table(config, results)
+    table = grid_table(config, results, bench_dir)
     write_table(table, csv_path)
     with atomic_path(md_path) as tmp:
         tmp.write_text(report(config, table) + "\n")

@@ -63,12 +63,26 @@ def setup_device(device: torch.device, threads: int) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def use_compile_cache(cache_dir: str | Path | None) -> None:
+    """Point Inductor's on-disk caches (FX graphs, AOTAutograd, autotuning, Triton kernels) at
+    `cache_dir`, a folder every run of the grid shares, instead of the node-local /tmp default:
+    then only the first run of each shape compiles from nothing. Inductor reads the variable
+    whenever it resolves its cache folder (not at import), so setting it before the first
+    compiled call is enough; its writes are atomic, so concurrent jobs may share the folder.
+    None leaves Inductor's default."""
+    if cache_dir:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(cache_dir).resolve())
+
+
 def build_trainer(mcfg: ModelConfig, device: torch.device, compiled: bool, optimizer: str, lr: dict, lr_mult: float,
-                  weight_decay: float) -> tuple[GPT, torch.nn.Module, list[torch.Tensor], list]:
+                  weight_decay: float, compile_cache: str | Path | None = None
+                  ) -> tuple[GPT, torch.nn.Module, list[torch.Tensor], list]:
     """The model, the forward to train with (compiled or not; it shares the model's parameters),
     the parameter list and the optimisers: everything train_step needs. The caller seeds."""
     model = GPT(mcfg).to(device)
     optimizers = build_optimizers(model, optimizer, lr, lr_mult, weight_decay)
+    if compiled:
+        use_compile_cache(compile_cache)
     forward = torch.compile(model) if compiled else model
     return model, forward, list(model.parameters()), optimizers
 
@@ -193,7 +207,7 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
     mcfg = ModelConfig.from_size(run.size, vocab_size=meta["vocab_size"], seq_len=seq_len, bits=run.bits,
                                  logit_softcap=train_cfg["logit_softcap"])
     model, forward, params, optimizers = build_trainer(mcfg, device, compiled, run.optimizer, train_cfg["lr"],
-                                                       run.lr_mult, train_cfg["weight_decay"])
+                                                       run.lr_mult, train_cfg["weight_decay"], cfg.get("compile_cache"))
 
     state_path = state_dir / "last.pt"
     state = load_state(state_dir)

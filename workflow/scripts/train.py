@@ -7,7 +7,10 @@ from qatgrid.train import clear_state, train_run
 
 setup_logging(snakemake.log[0])
 run = Run(**snakemake.params.run)
-train_run(run, {"train": snakemake.params.train}, str(Path(snakemake.input.meta).parent),
+# The compile cache's folder comes from the config, not from params: where a cache lives
+# never changes a result, and params are rerun triggers.
+train_run(run, {"train": snakemake.params.train, "compile_cache": snakemake.config["compile_cache"]},
+          str(Path(snakemake.input.meta).parent),
           str(Path(snakemake.output.metrics).parent), snakemake.params.state_dir, threads=snakemake.threads)
 # The probe runs here rather than in a job of its own: one process start (and, on a cluster,
 # one queued job) less per run, for a computation that takes milliseconds.

