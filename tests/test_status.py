@@ -96,7 +96,7 @@ def test_cli_text_and_json(planted, monkeypatch, capsys):
     assert re.search(r"^phase2 +36 +5 +1 +1 +1 +28$", text, re.M)
     assert re.search(r"^total +60 +5 +1 +2 +2 +50$", text, re.M)
     assert re.search("^  " + re.escape(r["p2"][6].id) + r"  step 20/100  loss 5\.1234  eta 0:01:20", text, re.M)
-    assert re.search("^  " + re.escape(r["adamw"].id) + r"  stopped at step 50/100; a retry resumes", text, re.M)
+    assert re.search("^  " + re.escape(r["adamw"].id) + r"  stopped after step 50/100 \(last logged\); a retry resumes", text, re.M)
     assert "    | Interrupted: stopped by signal 12 at step 50" in text
     assert re.search(r"^GPU-hours: 0\.93 spent by 6 finished runs; audit estimate for the whole grid 0\.18$", text, re.M)
     assert main(["--results", str(results), "--json"]) == 0

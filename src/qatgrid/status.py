@@ -125,7 +125,7 @@ def format_status(s: dict) -> str:
                    f"(updated {_hms(r['updated_s_ago'])} ago)")
     out += ["", f"Failed or interrupted ({len(s['failed'])}):"]
     for r in s["failed"]:
-        where = f"at step {r['step']}/{r['steps']}" if r["step"] is not None else "before its first logged step"
+        where = f"after step {r['step']}/{r['steps']} (last logged)" if r["step"] is not None else "before its first logged step"
         resume = "a retry resumes from its checkpoint" if r["checkpoint"] else "no checkpoint"
         out.append(f"  {r['run_id']}  stopped {where}; {resume}; log {r['log']}")
         out += [f"    | {line}" for line in r["log_tail"]]
