@@ -11,6 +11,7 @@ rule train:
     params:
         run=lambda wildcards: RUNS[wildcards.run].as_dict(),
         train=config["train"],
+        logging=config.get("logging", {}),
         # Resumable state sits outside the declared outputs, which Snakemake deletes on failure.
         state_dir=lambda wildcards: f"results/state/{wildcards.run}",
     threads: lambda wildcards: train_resources(wildcards, 1, "threads")

@@ -5,7 +5,7 @@ each run from the files under `results/`:
 - done:     metrics.json present, not diverged
 - diverged: metrics.json present, diverged
 - partial:  no metrics, but a resumable checkpoint in results/state/ (interrupted or failed)
-- failed:   no metrics, no checkpoint, but a training log (failed, or running right now)
+- failed:   no metrics, no checkpoint, but a training log or curve (failed, or running right now)
 - missing:  nothing yet
 
 The GPU-hour estimate of a run comes from measurements where they exist: the "run_cost"
@@ -14,11 +14,13 @@ section that benchmarks/bench_compile.py writes to benchmarks/results/<audit.dev
 fixed cost of a job with a warm compile cache, or an empty one for the first run of a
 compiled shape). A size without a measurement falls back to
 `audit.tokens_per_second` (tokens / rate, no fixed costs); the report says which was used.
+- running:  only when asked (`qatgrid status`): no metrics, curve/log/checkpoint changed recently
 """
 from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -40,13 +42,35 @@ def phase_group(phase: str) -> str:
     return phase.split("-")[0]
 
 
-def run_status(results: Path, run_id: str) -> str:
-    metrics = results / "runs" / run_id / "metrics.json"
-    if metrics.exists():
-        return "diverged" if json.loads(metrics.read_text()).get("diverged") else "done"
+def read_metrics(results: Path, run_id: str) -> dict | None:
+    """A run's metrics, or None if absent or unreadable (a half-written file never crashes a status view)."""
+    try:
+        return json.loads((results / "runs" / run_id / "metrics.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def last_activity(results: Path, run_id: str) -> float | None:
+    """Newest mtime of what a training run in flight keeps touching: curve, log, state checkpoint."""
+    paths = (results / "runs" / run_id / "curve.jsonl", results / "logs" / "train" / f"{run_id}.log",
+             results / "state" / run_id / "last.pt")
+    times = [p.stat().st_mtime for p in paths if p.exists()]
+    return max(times) if times else None
+
+
+def run_status(results: Path, run_id: str, running_within_s: float | None = None, now: float | None = None) -> str:
+    """With `running_within_s`, an unfinished run whose curve, log or checkpoint changed that
+    recently is "running" (the status view's rule); the audit leaves it None."""
+    metrics = read_metrics(results, run_id)
+    if metrics is not None:
+        return "diverged" if metrics.get("diverged") else "done"
+    if running_within_s is not None:
+        active = last_activity(results, run_id)
+        if active is not None and (now if now is not None else time.time()) - active <= running_within_s:
+            return "running"
     if (results / "state" / run_id / "last.pt").exists():
         return "partial"
-    if (results / "logs" / "train" / f"{run_id}.log").exists():
+    if (results / "logs" / "train" / f"{run_id}.log").exists() or (results / "runs" / run_id / "curve.jsonl").exists():
         return "failed"
     return "missing"
 

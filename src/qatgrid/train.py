@@ -2,6 +2,7 @@
 
 Outputs (written only when the run ends, each atomically):
     metrics.json, ckpt_prewarmdown.pt, ckpt_final.pt
+Progress (log lines, curve.jsonl as training goes, TensorBoard events): qatgrid.progress.
 Resumable state lives in a separate state folder (Snakemake deletes a failed
 job's declared outputs, the state survives): last.pt plus its sha256, written
 every `checkpoint_every` steps and when SIGTERM/SIGUSR1/SIGUSR2 arrives.
@@ -27,6 +28,7 @@ from .grid import Run
 from .io import atomic_path, read_json, sha256_file, write_json
 from .model import GPT, ModelConfig, count_params
 from .optim import build_optimizers, set_lr
+from .progress import Progress
 from .schedule import lr_multiplier, warmdown_start
 
 METRICS_SCHEMA_VERSION = 1
@@ -219,6 +221,8 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
         step, curve, elapsed = state["step"], state["curve"], state["elapsed"]
         prewarmdown = state.get("prewarmdown")
         log.info("resumed %s from step %d", run.id, step)
+    progress = Progress(run.id, out_dir, steps, batch_size * seq_len, meta["splits"]["val"], step, elapsed,
+                        cfg.get("logging", {}).get("tensorboard", False))
 
     def checkpoint() -> None:
         rotate(state_dir)
@@ -244,8 +248,7 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
                     entry["val_loss"] = evaluate(forward, val_tokens, seq_len, batch_size, train_cfg["eval_tokens"], device,
                                                  amp_dtype)
                 curve.append(entry)
-                log.info("%s step %d/%d %s", run.id, step, steps,
-                         " ".join(f"{k}={v:.4f}" for k, v in entry.items() if k != "step"))
+                progress.log(entry)
                 if not math.isfinite(train_loss) or train_loss > threshold:
                     diverged = True
                     log.warning("%s diverged at step %d (train loss %s > %s)", run.id, step, train_loss, threshold)
@@ -262,6 +265,7 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
                 log.warning(message)
                 raise Interrupted(message)
     finally:
+        progress.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
     elapsed += time.perf_counter() - t0

@@ -1,0 +1,154 @@
+"""`qatgrid status`: where the configured grid stands, read from what runs write.
+
+Read-only and cheap (no torch, no training code), so it is safe to run while Snakemake or
+SLURM is running the grid. A run's state comes from qatgrid.audit.run_status:
+- done / diverged: metrics.json present (a half-written one counts as not there)
+- running: no metrics, and its curve.jsonl, training log or state checkpoint changed within
+  the last `--running-minutes` (default 15) minutes
+- failed: no metrics, something written but nothing changed lately (crashed, killed,
+  preempted and waiting for its retry; a checkpoint lets the retry resume)
+- not started: nothing written yet
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from .grid import check_config, expand_runs
+
+COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
+AUDIT_TO_STATUS = {"done": "done", "diverged": "diverged", "running": "running", "partial": "failed",
+                   "failed": "failed", "missing": "not started"}
+
+
+def load_config(configfiles: list[str], base: str = "config/config.yaml",
+                schema: str = "config/schema/config.schema.yaml") -> dict:
+    """config/config.yaml merged with the --configfile ones and validated as the Snakefile does."""
+    from snakemake.utils import update_config, validate
+
+    config = {}
+    for path in [base, *configfiles]:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"config file not found: {path}")
+        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
+    validate(config, schema)
+    check_config(config)
+    return config
+
+
+def tail_record(path: Path) -> dict | None:
+    """The last complete record of a curve file (reads only its end; a half-written line is skipped)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return None
+    for line in reversed(lines):
+        try:
+            return json.loads(line)
+        except json.JSONDecodeError:
+            continue
+    return None
+
+
+def tail_lines(path: Path, n: int) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
+            return f.read().decode("utf-8", "replace").splitlines()[-n:]
+    except FileNotFoundError:
+        return []
+
+
+def grid_status(config: dict, results: str | Path = "results", running_minutes: float = 15, log_lines: int = 5,
+                now: float | None = None) -> dict:
+    """Counts per phase, runs in flight, failed runs with their last log lines, GPU-hours."""
+    from .audit import grid_table, read_metrics, run_status
+
+    results, now = Path(results), now if now is not None else time.time()
+    counts: dict[str, Counter] = {}
+    running, failed, spent_s, finished = [], [], 0.0, 0
+    for run in expand_runs(config):
+        status = AUDIT_TO_STATUS[run_status(results, run.id, running_minutes * 60, now)]
+        counts.setdefault(run.phase, Counter())[status] += 1
+        curve = results / "runs" / run.id / "curve.jsonl"
+        if status in ("done", "diverged"):
+            metrics = read_metrics(results, run.id)
+            spent_s += float(metrics.get("wall_seconds") or 0.0)
+            finished += 1
+        elif status in ("running", "failed"):
+            last = tail_record(curve)
+            if last is not None and last.get("run_id") != run.id:
+                last = None  # a stray file: training itself refuses it, naming the file
+            entry = {"run_id": run.id, "step": last and last.get("step"), "steps": last and last.get("steps"),
+                     "train_loss": last and last.get("train_loss"), "eta_s": last and last.get("eta_s"),
+                     "updated_s_ago": (now - last["time"]) if last and last.get("time") else None}
+            if status == "running":
+                running.append(entry)
+            else:
+                entry["checkpoint"] = (results / "state" / run.id / "last.pt").exists()
+                entry["log"] = str(results / "logs" / "train" / f"{run.id}.log")
+                entry["log_tail"] = tail_lines(Path(entry["log"]), log_lines)
+                failed.append(entry)
+    phases = {phase: {"planned": sum(c.values()), **{k: c.get(k, 0) for k in COLUMNS[1:]}} for phase, c in counts.items()}
+    total = {k: sum(p[k] for p in phases.values()) for k in COLUMNS}
+    estimate = float(grid_table(config, results)["est_gpu_hours"].sum())
+    return {"results": str(results), "running_minutes": running_minutes, "phases": phases, "total": total,
+            "running": running, "failed": failed,
+            "gpu_hours": {"spent": spent_s / 3600, "finished_runs": finished, "estimated_grid": estimate}}
+
+
+def _hms(seconds) -> str:
+    from .progress import hms
+
+    return hms(seconds)
+
+
+def format_status(s: dict) -> str:
+    width = max(len("phase"), *(len(p) for p in s["phases"]))
+    header = f"{'phase':<{width}}  " + "  ".join(f"{c:>11}" for c in COLUMNS)
+    rows = [f"{p:<{width}}  " + "  ".join(f"{v[c]:>11}" for c in COLUMNS) for p, v in [*s["phases"].items(), ("total", s["total"])]]
+    out = [header, *rows, ""]
+    out.append(f"Running ({len(s['running'])}; curve, log or checkpoint changed in the last {s['running_minutes']:g} min):")
+    for r in s["running"]:
+        loss = f"{r['train_loss']:.4f}" if r["train_loss"] is not None else "?"
+        step = f"{r['step']}/{r['steps']}" if r["step"] is not None else "?/?"
+        out.append(f"  {r['run_id']}  step {step}  loss {loss}  eta {_hms(r['eta_s'])}  "
+                   f"(updated {_hms(r['updated_s_ago'])} ago)")
+    out += ["", f"Failed or interrupted ({len(s['failed'])}):"]
+    for r in s["failed"]:
+        where = f"after step {r['step']}/{r['steps']} (last logged)" if r["step"] is not None else "before its first logged step"
+        resume = "a retry resumes from its checkpoint" if r["checkpoint"] else "no checkpoint"
+        out.append(f"  {r['run_id']}  stopped {where}; {resume}; log {r['log']}")
+        out += [f"    | {line}" for line in r["log_tail"]]
+    g = s["gpu_hours"]
+    out += ["", f"GPU-hours: {g['spent']:.2f} spent by {g['finished_runs']} finished runs; "
+                f"audit estimate for the whole grid {g['estimated_grid']:.2f}"]
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="qatgrid status", description=__doc__.splitlines()[0])
+    parser.add_argument("--configfile", nargs="+", default=[], help="config files merged over config/config.yaml")
+    parser.add_argument("--results", default="results", help="results folder (default: results)")
+    parser.add_argument("--running-minutes", type=float, default=15,
+                        help="an unfinished run that wrote within this many minutes counts as running (default 15)")
+    parser.add_argument("--log-lines", type=int, default=5, help="log lines shown per failed run (default 5)")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.configfile)
+    except Exception as e:  # schema errors (WorkflowError), check_config's ValueError, missing files
+        print(f"qatgrid status: invalid configuration: {e}", file=sys.stderr)
+        return 2
+    s = grid_status(config, args.results, args.running_minutes, args.log_lines)
+    print(json.dumps(s, indent=2) if args.json else format_status(s))
+    return 0

@@ -1,0 +1,135 @@
+import importlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import tomllib
+
+import pytest
+
+from conftest import REPO, load_default_config
+from qatgrid.grid import expand_runs
+from qatgrid.status import grid_status, main
+from synthetic import fill_results
+
+HOURS_AGO_2 = time.time() - 7200
+
+
+def curve_line(run, step, loss, eta, t):
+    return json.dumps({"run_id": run.id, "step": step, "steps": 100, "train_loss": loss, "tokens_per_s": 9000.0,
+                       "elapsed_s": 10.0 * step, "eta_s": eta, "time": t}) + "\n"
+
+
+def touch(path, text="", mtime=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """The default grid with 5 done, 1 diverged, 2 running, 2 failed runs; the rest not started."""
+    cfg, results, now = load_default_config(), tmp_path / "results", time.time()
+    runs = expand_runs(cfg)
+    p2 = [r for r in runs if r.phase == "phase2"]
+    int4 = next(r for r in runs if r.phase == "phase5-int4")
+    adamw = next(r for r in runs if r.phase == "phase5-adamw")
+    fill_results(results, p2[:5])
+    div = results / "runs" / p2[5].id / "metrics.json"
+    touch(div, json.dumps({"run_id": p2[5].id, "diverged": True, "wall_seconds": 360.0}))
+    # running: a curve written seconds ago, ending in a half-written line
+    touch(results / "runs" / p2[6].id / "curve.jsonl",
+          curve_line(p2[6], 10, 5.5, 90.0, now - 20) + curve_line(p2[6], 20, 5.1234, 80.0, now - 5) + '{"run_id": "p')
+    touch(results / "logs" / "train" / f"{p2[6].id}.log", "started\n")
+    # running: just started, only its log so far
+    touch(results / "logs" / "train" / f"{int4.id}.log", "loading data\n")
+    # failed: a half-written metrics.json (killed while writing, no atomic rename), 2 h old
+    touch(results / "runs" / p2[7].id / "metrics.json", '{"run_id": "ph', HOURS_AGO_2)
+    touch(results / "logs" / "train" / f"{p2[7].id}.log", "x\n", HOURS_AGO_2)
+    # failed: preempted at step 50 with a checkpoint; the log ends in a traceback
+    touch(results / "runs" / adamw.id / "curve.jsonl", curve_line(adamw, 50, 4.5, 50.0, HOURS_AGO_2), HOURS_AGO_2)
+    touch(results / "state" / adamw.id / "last.pt", "ckpt", HOURS_AGO_2)
+    log_text = "".join(f"line {i}\n" for i in range(10)) + "Interrupted: stopped by signal 12 at step 50\n"
+    touch(results / "logs" / "train" / f"{adamw.id}.log", log_text, HOURS_AGO_2)
+    return cfg, results, {"p2": p2, "int4": int4, "adamw": adamw}
+
+
+def test_counts_lists_and_gpu_hours(planted):
+    cfg, results, r = planted
+    s = grid_status(cfg, results, running_minutes=15, log_lines=3)
+    assert s["phases"]["phase2"] == {"planned": 36, "done": 5, "diverged": 1, "running": 1, "failed": 1, "not started": 28}
+    assert s["phases"]["phase5-int4"] == {"planned": 12, "done": 0, "diverged": 0, "running": 1, "failed": 0, "not started": 11}
+    assert s["phases"]["phase5-adamw"] == {"planned": 4, "done": 0, "diverged": 0, "running": 0, "failed": 1, "not started": 3}
+    assert s["phases"]["phase5-heldout"]["not started"] == 4
+    assert s["total"] == {"planned": 60, "done": 5, "diverged": 1, "running": 2, "failed": 2, "not started": 50}
+    running = {e["run_id"]: e for e in s["running"]}
+    assert set(running) == {r["p2"][6].id, r["int4"].id}
+    assert (running[r["p2"][6].id]["step"], running[r["p2"][6].id]["train_loss"], running[r["p2"][6].id]["eta_s"]) == (20, 5.1234, 80.0)
+    assert 4 < running[r["p2"][6].id]["updated_s_ago"] < 60
+    assert running[r["int4"].id]["step"] is None
+    failed = {e["run_id"]: e for e in s["failed"]}
+    assert set(failed) == {r["p2"][7].id, r["adamw"].id}
+    assert failed[r["adamw"].id]["log_tail"] == ["line 8", "line 9", "Interrupted: stopped by signal 12 at step 50"]
+    assert failed[r["adamw"].id]["checkpoint"] and failed[r["adamw"].id]["step"] == 50
+    assert not failed[r["p2"][7].id]["checkpoint"]
+    # 5 synthetic runs of 600 s plus the diverged run's 360 s
+    assert s["gpu_hours"]["spent"] == pytest.approx((5 * 600 + 360) / 3600)
+    assert s["gpu_hours"]["finished_runs"] == 6
+    # audit estimate by hand: 100 steps x 8 x 128 tokens; 32 runs at 0.1M, 24 at 0.16M, 4 at 0.2M
+    assert s["gpu_hours"]["estimated_grid"] == pytest.approx(102400 * (32 / 14000 + 24 / 7000 + 4 / 5500) / 3600)
+
+
+def test_a_longer_window_counts_the_stale_runs_as_running(planted):
+    cfg, results, _ = planted
+    s = grid_status(cfg, results, running_minutes=180)
+    assert (s["total"]["running"], s["total"]["failed"]) == (4, 0)
+
+
+def test_cli_text_and_json(planted, monkeypatch, capsys):
+    _, results, r = planted
+    monkeypatch.chdir(REPO)
+    assert main(["--results", str(results), "--log-lines", "2"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^phase2 +36 +5 +1 +1 +1 +28$", text, re.M)
+    assert re.search(r"^total +60 +5 +1 +2 +2 +50$", text, re.M)
+    assert re.search("^  " + re.escape(r["p2"][6].id) + r"  step 20/100  loss 5\.1234  eta 0:01:20", text, re.M)
+    assert re.search("^  " + re.escape(r["adamw"].id) + r"  stopped after step 50/100 \(last logged\); a retry resumes", text, re.M)
+    assert "    | Interrupted: stopped by signal 12 at step 50" in text
+    assert re.search(r"^GPU-hours: 0\.93 spent by 6 finished runs; audit estimate for the whole grid 0\.18$", text, re.M)
+    assert main(["--results", str(results), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert s["total"]["planned"] == 60 and len(s["running"]) == 2 and len(s["failed"]) == 2
+
+
+def test_no_results_means_nothing_started(tmp_path):
+    s = grid_status(load_default_config(), tmp_path / "nothing")
+    assert s["total"] == {"planned": 60, "done": 0, "diverged": 0, "running": 0, "failed": 0, "not started": 60}
+    assert s["running"] == s["failed"] == [] and s["gpu_hours"]["spent"] == 0
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train: {steps: 0}\n", r"Error validating config file(.|\n)*0 is less than the minimum of 1(.|\n)*\['train'\]\['steps'\]"),
+    ("analysis: {heldout_sizes: ['15M']}\n", r"analysis.heldout_sizes names '15M', which no sweep trains"),
+])
+def test_invalid_config_is_a_clear_error(tmp_path, monkeypatch, capsys, text, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    monkeypatch.chdir(REPO)
+    assert main(["--configfile", str(bad), "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qatgrid status: invalid configuration:") and re.search(message, err)
+
+
+def test_entry_point_and_no_torch(tmp_path):
+    target = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["qatgrid"]
+    module, func = target.split(":")
+    assert callable(getattr(importlib.import_module(module), func))
+    code = ("import sys; from qatgrid.cli import main; rc = main(['status', '--results', sys.argv[1]]); "
+            "assert 'torch' not in sys.modules, 'status imported torch'; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^total +60 +0 +0 +0 +0 +60$", proc.stdout, re.M)
