@@ -18,6 +18,7 @@ from ..io import atomic_path  # noqa: E402
 from ..sizes import size_to_number  # noqa: E402
 
 log = logging.getLogger(__name__)
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # its subsetting chatter would fill every log
 
 COLUMN_WIDTH, FULL_WIDTH = 3.4, 7.0  # inches, a two-column paper
 PNG_DPI = 200  # a 7-inch figure is 1400 px wide: sharp on a 1080p slide
@@ -84,7 +85,10 @@ def save(fig, pdf_path: str, png_path: str) -> list[str]:
 
 
 def phase_label(phase: str) -> str:
-    return str(phase).replace("phase", "Phase ")
+    """phase2 -> Phase 2, phase5-adamw -> Phase 5 (adamw)."""
+    head, _, tail = str(phase).partition("-")
+    head = head.replace("phase", "Phase ")
+    return f"{head} ({tail})" if tail else head
 
 
 def base_arm(df: pd.DataFrame) -> pd.DataFrame:
