@@ -31,7 +31,7 @@ def boundary_map(table: pd.DataFrame, pdf: str, png: str) -> list[str]:
             continue
         text = f"{100 * r.best_warmdown:.0f}%"
         if np.isfinite(r.min_abs_z):
-            text += f"\n|z|≥{r.min_abs_z:.1f}" if r.min_abs_z < 100 else "\n|z|≥99"
+            text += f"\n|z|≥{r.min_abs_z:.1f}" if r.min_abs_z < 100 else "\n|z|>99"
         dark = r.regime in ("decisive at the expected optimum", "decisive elsewhere")
         ax.text(j, i, text, ha="center", va="center", fontsize=5.5, linespacing=1.1,
                 color="white" if dark else "black")
