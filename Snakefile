@@ -36,6 +36,7 @@ localrules:
     figure_grid_distance,
     figure_robustness,
     figure_boundary_map,
+    gallery,
 
 
 rule all:

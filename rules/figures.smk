@@ -116,3 +116,17 @@ rule figure_boundary_map:
         "results/logs/figures/boundary_map.log",
     script:
         "../workflow/scripts/figure.py"
+
+
+# The README's gallery: `snakemake --cores 1 gallery` copies the default run's PNGs into docs/gallery/.
+rule gallery:
+    input:
+        expand("results/figures/{name}.png", name=FIGURES),
+    output:
+        expand("docs/gallery/{name}.png", name=FIGURES),
+    conda:
+        "../envs/analysis.yaml"
+    log:
+        "results/logs/gallery.log",
+    script:
+        "../workflow/scripts/gallery.py"
