@@ -73,4 +73,4 @@ def test_every_figure_and_the_report(paper_results):
     # captions carry this run's numbers; the introduction reads as a sentence
     assert "This run: optimal warmdown 33% in 12/12 Phase 2 cells" in html
     assert "INT4: significant at 2/8 sizes: 50M" in html
-    assert "on a grid of\n7 sweeps (phase2, phase5-adamw" in html
+    assert r"on a grid of\n6 sweeps (phase2, phase5-adamw, phase5-cosine" in html
