@@ -5,9 +5,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import figure_tables
-from conftest import load_default_config
+from conftest import REPO, load_default_config
 from test_audit import paper_config
 from qatgrid import plots, stats
 from qatgrid.grid import bits_label
@@ -27,9 +28,17 @@ FIGURES = {
 }
 
 
-@pytest.fixture(scope="module", params=["default", "paper", "extension"])
+def tiny_config() -> dict:
+    """tests/tiny.yaml merged over the default: one-panel figures, a one-warmdown robustness arm."""
+    config = load_default_config()
+    for key, value in yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text()).items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) else value
+    return config
+
+
+@pytest.fixture(scope="module", params=["tiny", "default", "paper", "extension"])
 def grid_tables(request):
-    config = load_default_config() if request.param == "default" else paper_config()
+    config = {"tiny": tiny_config, "default": load_default_config}.get(request.param, paper_config)()
     return request.param, figure_tables.tables(config, extension=request.param == "extension")
 
 

@@ -49,7 +49,7 @@ def boundary_found(tests: pd.DataFrame) -> str:
         sig = cells[cells["sig"]]
         if sig.empty:
             out.append(f"{bits_name(bits)}: no size significant after Holm (max |z| {cells['z'].max():.1f} "
-                       f"over {len(cells)} sizes)")
+                       f"over {len(cells)} size{'s' * (len(cells) != 1)})")
             continue
         detail = ", ".join(f"{r.size} (|z| {r.z:.1f}, {r.won}/{r.n} seeds)" for r in sig.itertuples())
         out.append(f"{bits_name(bits)}: significant at {len(sig)}/{len(cells)} sizes: {detail}")

@@ -43,10 +43,10 @@ def robustness(per_wd: pd.DataFrame, pdf: str, png: str) -> list[str]:
                        & base["warmdown_frac"].isin(gb["warmdown_frac"])]
             if len(gb0):
                 draw_curve(ax, relative_curves(gb0.drop(columns=["delta", "half_ci", "is_best"])), int(bits), ls="--")
-        ax.set_title(f"{name} · {size}")
+        ax.set_title(f"{name} · {size}" if len(name) <= 18 else f"{name}\n{size}")  # long arms: two lines
         ax.set_xticks(sorted(100 * g["warmdown_frac"].unique()))
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0f}")
-    fig.supxlabel("warmdown fraction (% of steps); dashed: base arm (Muon, linear, 1×)", fontsize=8)
+    fig.supxlabel("warmdown fraction (% of steps)\ndashed: base arm (Muon, linear, 1×)", fontsize=8)
     fig.supylabel("loss above optimum (nats)", fontsize=8)
     bits_legend(fig, sorted(df.loc[df["arm"] != "base", "bits"].unique(), reverse=True))
     return save(fig, pdf, png)

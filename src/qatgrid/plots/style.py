@@ -54,7 +54,7 @@ def facet_grid(n: int, panel_w: float = 1.75, panel_h: float = 1.5, sharey=True,
     """n panels wrapped to at most max_cols columns; unused axes removed. Returns (fig, flat axes)."""
     cols = max(1, min(n, max_cols))
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(min(FULL_WIDTH, panel_w * cols + 0.8), panel_h * rows + 0.7),
+    fig, axes = plt.subplots(rows, cols, figsize=(min(FULL_WIDTH, max(COLUMN_WIDTH, panel_w * cols + 0.8)), panel_h * rows + 0.7),
                              sharey=sharey, squeeze=False, layout="constrained")
     flat = list(axes.flat)
     for ax in flat[n:]:
