@@ -52,8 +52,8 @@ def sizes_in_order(sizes) -> list[str]:
 
 def facet_grid(n: int, panel_w: float = 1.75, panel_h: float = 1.5, sharey=True, max_cols: int = MAX_COLS):
     """n panels wrapped to at most max_cols columns; unused axes removed. Returns (fig, flat axes)."""
-    cols = max(1, min(n, max_cols))
-    rows = max(1, math.ceil(n / cols))
+    rows = max(1, math.ceil(n / max_cols))
+    cols = max(1, math.ceil(n / rows))  # balanced rows: 5 panels are 3 + 2, not 4 + 1
     fig, axes = plt.subplots(rows, cols, figsize=(min(FULL_WIDTH, max(COLUMN_WIDTH, panel_w * cols + 0.8)), panel_h * rows + 0.7),
                              sharey=sharey, squeeze=False, layout="constrained")
     flat = list(axes.flat)
