@@ -79,3 +79,17 @@ rule footprint:
         "results/logs/footprint.log",
     script:
         "../workflow/scripts/footprint.py"
+
+
+rule boundary_map_table:
+    input:
+        optimal="results/tables/optimal_warmdown.csv",
+        regimes="results/tables/regimes.csv",
+    output:
+        report("results/tables/boundary_map.csv", caption="../workflow/report/table.rst", category="Tables"),
+    conda:
+        "../envs/analysis.yaml"
+    log:
+        "results/logs/boundary_map_table.log",
+    script:
+        "../workflow/scripts/boundary_map_table.py"

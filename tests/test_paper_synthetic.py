@@ -65,7 +65,12 @@ def test_probe_ratio_and_robustness_and_footprint(paper_results):
 
 
 def test_every_figure_and_the_report(paper_results):
-    for name in ("loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance", "robustness"):
+    for name in ("loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance", "robustness",
+                 "boundary_map"):
         assert (paper_results / "figures" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
     html = (paper_results / "report.html").read_text()
-    assert "robustness.pdf" in html and "footprint.csv" in html
+    assert "robustness.pdf" in html and "footprint.csv" in html and "boundary_map.csv" in html
+    # captions carry this run's numbers; the introduction reads as a sentence
+    assert "This run: optimal warmdown 33% in 12/12 Phase 2 cells" in html
+    assert "INT4: significant at 2/8 sizes: 50M" in html
+    assert r"on a grid of\n6 sweeps (phase2, phase5-adamw, phase5-cosine" in html

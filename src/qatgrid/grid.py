@@ -46,7 +46,7 @@ def _num(x: float) -> str:
 
 
 def bits_label(bits: int) -> str:
-    return "fp16" if int(bits) == 16 else f"int{int(bits)}"
+    return {16: "fp16", 1: "ternary"}.get(int(bits), f"int{int(bits)}")
 
 
 def run_id(run: Run) -> str:

@@ -219,3 +219,48 @@ def robustness(df: pd.DataFrame) -> pd.DataFrame:
     arms["unchanged"] = arms["best_warmdown"] == arms["base_best_warmdown"]
     cols = CELL + ["arm", "best_warmdown", "base_phase", "base_best_warmdown", "unchanged", "best_mean_loss"]
     return arms.reindex(columns=cols).reset_index(drop=True)
+
+
+BOUNDARY_REGIMES = ("decisive at the expected optimum", "decisive elsewhere", "noise-dominated",
+                    "one warmdown only", "not run")
+
+
+def boundary_map(best: pd.DataFrame, regime_table: pd.DataFrame, expected_warmdown: float = 0.33) -> pd.DataFrame:
+    """The boundary map's table: one row per (bits, size) of the base arm's bits × sizes, with the
+    optimum, the smallest |z| against any alternative and the regime: decisive at
+    `expected_warmdown` (the paper's 33%), decisive at another optimum, noise-dominated, a cell
+    with one warmdown level (nothing to test), or not run. A cell run in several base-arm phases
+    is taken from its first phase (Phase 2 before Phase 5)."""
+    from .grid import bits_label
+    from .sizes import size_to_number
+
+    best = base_arm(best)
+    best = best[best["phase"] == best.groupby(["bits", "size"])["phase"].transform("min")]
+    reg = base_arm(regime_table).set_index(["phase", "bits", "size"])
+    rows = []
+    bits_all = sorted(best["bits"].unique(), reverse=True)
+    sizes_all = sorted(best["size"].unique(), key=size_to_number)
+    by_cell = best.set_index(["bits", "size"])
+    for b in bits_all:
+        for s in sizes_all:
+            row = {"bits": int(b), "bits_label": bits_label(b), "size": s, "n_params": int(size_to_number(s)),
+                   "phase": None, "best_warmdown": np.nan, "n_warmdowns": 0, "min_abs_z": np.nan,
+                   "regime": "not run"}
+            if (b, s) in by_cell.index:
+                c = by_cell.loc[(b, s)]
+                row.update(phase=c["phase"], best_warmdown=float(c["best_warmdown"]),
+                           n_warmdowns=int(c["n_warmdowns"]), regime="one warmdown only")
+                if (c["phase"], b, s) in reg.index:
+                    r = reg.loc[(c["phase"], b, s)]
+                    row["min_abs_z"] = float(r["min_abs_z"])
+                    if r["regime"] != "decisive":
+                        row["regime"] = "noise-dominated"
+                    elif np.isclose(row["best_warmdown"], expected_warmdown):
+                        row["regime"] = "decisive at the expected optimum"
+                    else:
+                        row["regime"] = "decisive elsewhere"
+            rows.append(row)
+    out = pd.DataFrame(rows, columns=["bits", "bits_label", "size", "n_params", "phase", "best_warmdown",
+                                      "n_warmdowns", "min_abs_z", "regime"])
+    out["expected_warmdown"] = expected_warmdown
+    return out

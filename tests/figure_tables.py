@@ -1,0 +1,62 @@
+"""Every table the figures read, computed by the package's own analyses from synthetic runs
+with the paper's findings planted (tests/synthetic.py), without running Snakemake."""
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from qatgrid import stats
+from qatgrid.grid import expand_runs
+from qatgrid.sizes import size_to_number
+from synthetic import planted_loss
+
+
+def extension_loss(run, rng) -> float:
+    """Below INT4: INT3 follows INT4's boundary one size earlier, INT2 is decisive at 50% from
+    30M up, ternary is noise everywhere."""
+    n = size_to_number(run.size)
+    loss = 4.3 - 0.3 * np.log10(n / 1e6) + 0.2 * (4 - run.bits)
+    if run.bits == 3:
+        loss += (0.5 if n >= 30e6 else 0.0) * (run.warmdown_frac - 0.33) ** 2
+    elif run.bits == 2:
+        loss += (0.5 if n >= 30e6 else 0.0) * (run.warmdown_frac - 0.5) ** 2
+    return float(loss + rng.normal(0, 0.0005))
+
+
+def runs_table(runs, loss=planted_loss, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = [{**run.as_dict(), "run_id": f"{i}", "n_params": int(size_to_number(run.size)), "lr": 0.04 * run.lr_mult,
+             "final_val_loss": loss(run, rng) + 0.003 * np.sin(run.seed), "diverged": False}
+            for i, run in enumerate(runs)]
+    return pd.DataFrame(rows)
+
+
+def extension_runs(config: dict) -> list:
+    """The config's runs plus INT3/INT2/ternary copies of its INT4 boundary sweep (wd33 vs wd50 or
+    whatever the config compares), as an extension grid would add them."""
+    runs = expand_runs(config)
+    int4 = [r for r in runs if r.bits == 4]
+    return runs + [dataclasses.replace(r, bits=b) for b in (3, 2, 1) for r in int4]
+
+
+def probes_table(runs, grid_bits: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = [{**run.as_dict(), "mean_distance": (0.24 if run.bits == 16 else 0.2496) + rng.normal(0, 0.0005)}
+            for run in runs if run.bits in (16, grid_bits)]
+    return pd.DataFrame(rows)
+
+
+def tables(config: dict, extension: bool = False) -> dict[str, pd.DataFrame]:
+    runs = extension_runs(config) if extension else expand_runs(config)
+    loss = (lambda r, rng: extension_loss(r, rng) if r.bits < 4 else planted_loss(r, rng))
+    df = runs_table(runs, loss)
+    a = config["analysis"]
+    tests = stats.paired_tests(df, alpha=a["alpha"])
+    out = {"loss_by_warmdown": stats.best_lr_per_warmdown(df), "optimal_warmdown": stats.optimal_warmdown(df),
+           "paired_tests": tests, "regimes": stats.regimes(tests), "robustness": stats.robustness(df)}
+    out["boundary_map"] = stats.boundary_map(out["optimal_warmdown"], out["regimes"])
+    out["penalty"] = stats.quant_penalty(df, a["penalty_bits"])
+    out["penalty_fit"] = stats.fit_penalty_law(out["penalty"], a["heldout_sizes"], alpha=a["alpha"])
+    grid_bits = config["probe"]["grid_bits"]
+    out["probe_ratio"] = stats.probe_ratio(probes_table(runs, grid_bits), grid_bits, alpha=a["alpha"])
+    return out

@@ -1,0 +1,9 @@
+import os
+import shutil
+
+from qatgrid.io import atomic_path
+
+for src, dest in zip(snakemake.input, snakemake.output):
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)  # committed files: readable by all, unlike the private temporary file
