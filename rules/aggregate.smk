@@ -79,3 +79,17 @@ rule footprint:
         "results/logs/footprint.log",
     script:
         "../workflow/scripts/footprint.py"
+
+
+rule variance_components:
+    input:
+        metrics=metrics_files(),
+    output:
+        report("results/tables/variance_components.csv", caption="../workflow/report/variance_components.rst",
+               category="Tables"),
+    conda:
+        "../envs/analysis.yaml"
+    log:
+        "results/logs/variance_components.log",
+    script:
+        "../workflow/scripts/variance_components.py"

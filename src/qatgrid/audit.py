@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .grid import bits_label, expand_runs
+from .grid import bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
 from .sizes import size_to_number
 
 STATUSES = ("done", "diverged", "partial", "failed", "missing")
@@ -48,10 +48,10 @@ def grid_table(config: dict, results: str | Path = "results") -> pd.DataFrame:
     tps = config.get("audit", {}).get("tokens_per_second", {})
     rows = []
     for run in expand_runs(config):
-        steps = max(1, round(train["steps"] * run.length_mult))
-        tokens = steps * train["batch_size"] * train["seq_len"]
+        steps, tokens = total_steps(train, run), total_tokens(train, run)
         rate = tps.get(run.size)
         rows.append({"run_id": run.id, "phase_group": phase_group(run.phase), **run.as_dict(),
+                     "batch_size": run_batch_size(train, run), "data_seed": run_data_seed(run),
                      "bits_label": bits_label(run.bits), "n_params_nominal": size_to_number(run.size),
                      "steps": steps, "tokens": tokens,
                      "est_gpu_hours": tokens / rate / 3600 if rate else float("nan"),
@@ -84,7 +84,8 @@ def report(config: dict, table: pd.DataFrame) -> str:
                                           gpu_hours=("est_gpu_hours", "sum"))
                 .sort_values("n_params").reset_index().drop(columns="n_params"))
     axes = []
-    for axis in ("bits_label", "size", "warmdown_frac", "lr_mult", "seed", "optimizer", "schedule", "length_mult"):
+    for axis in ("bits_label", "size", "warmdown_frac", "lr_mult", "seed", "optimizer", "schedule", "length_mult",
+                 "batch_size", "data_seed"):
         for level, n in table.groupby(axis, sort=True).size().items():
             axes.append({"axis": axis.removesuffix("_label"), "level": level, "runs": n})
     mismatches = check_counts(table, expected)
