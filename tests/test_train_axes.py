@@ -1,7 +1,6 @@
 """Training on the new axes: data order apart from the init seed, batch size with its steps and LR, ternary."""
 import math
 
-
 from qatgrid.grid import Run
 from test_train import TRAIN, data_dir, train  # noqa: F401 (data_dir is a fixture)
 
@@ -10,7 +9,7 @@ def losses(m):
     return [e["train_loss"] for e in m["curve"]]
 
 
-def test_data_seed_defaults_to_the_init_seed_and_changes_only_the_batches(data_dir, tmp_path):
+def test_data_seed_defaults_to_the_init_seed_and_orders_the_batches_apart_from_it(data_dir, tmp_path):
     plain = train(data_dir, tmp_path, Run("p", 6, "0.1M", 0.25, 1.0, 0), "plain")
     same = train(data_dir, tmp_path, Run("p", 6, "0.1M", 0.25, 1.0, 0, data_seed=0), "same")
     other = train(data_dir, tmp_path, Run("p", 6, "0.1M", 0.25, 1.0, 0, data_seed=1), "other")
