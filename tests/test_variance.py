@@ -60,8 +60,17 @@ def test_cells_without_two_data_orders_are_skipped_and_incomplete_seeds_dropped(
     assert (out["n_init_seeds"].iloc[0], out["n_data_seeds"].iloc[0]) == (3, 3)
 
 
-def test_paired_tests_pair_on_init_and_data_seed():
+def test_paired_tests_pair_on_the_init_seed_averaging_data_orders():
     df = pd.concat([crossed_table(3, 2, 0.1, 0.1, 0.01, seed=5, warmdown_frac=wd) for wd in (0.33, 0.5)])
     df.loc[df["warmdown_frac"] == 0.5, "final_val_loss"] += 0.02
     tests = stats.paired_tests(df)
-    assert len(tests) == 1 and tests["n_pairs"].iloc[0] == 6 and tests["best_warmdown"].iloc[0] == 0.33
+    assert len(tests) == 1 and tests["n_pairs"].iloc[0] == 3 and tests["best_warmdown"].iloc[0] == 0.33
+
+
+def test_penalty_pairs_on_the_init_seed_averaging_data_orders():
+    q = crossed_table(3, 2, 0.1, 0.1, 0.01, seed=6)
+    fp = crossed_table(3, 2, 0.1, 0.1, 0.01, seed=7, bits=16)
+    pen = stats.quant_penalty(pd.concat([q, fp]), 6)
+    assert list(pen["seed"]) == [0, 1, 2]
+    expected = q.groupby("seed")["final_val_loss"].mean() - fp.groupby("seed")["final_val_loss"].mean()
+    np.testing.assert_allclose(pen["penalty"], expected.to_numpy(), rtol=1e-12)

@@ -85,9 +85,8 @@ def paired_tests(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
         def losses(wd, lr):
             r = in_cell[(in_cell["warmdown_frac"] == wd) & (in_cell["lr_mult"] == lr)]
-            # Pairs share the init seed and, where a data-order axis ran, the data order too.
-            keys = ["seed", "data_seed"] if "data_seed" in r else ["seed"]
-            return r.set_index(keys)["final_val_loss"]
+            # Pairs share the init seed; where a data-order axis ran, its orders are averaged first.
+            return r.groupby("seed")["final_val_loss"].mean()
 
         ref = losses(cell["best_warmdown"], cell["best_lr_mult"])
         cell_rows = []
@@ -144,9 +143,8 @@ def quant_penalty(df: pd.DataFrame, bits: int) -> pd.DataFrame:
             c = by_bits.loc[b]
             r = df[(df["phase"] == phase) & (df["size"] == size) & (df["bits"] == b)
                    & (df["warmdown_frac"] == c["best_warmdown"]) & (df["lr_mult"] == c["best_lr_mult"])]
-            # Pairs share the init seed and, where a data-order axis ran, the data order too.
-            keys = ["seed", "data_seed"] if "data_seed" in r else ["seed"]
-            return r.set_index(keys)["final_val_loss"]
+            # Pairs share the init seed; where a data-order axis ran, its orders are averaged first.
+            return r.groupby("seed")["final_val_loss"].mean()
 
         q, fp = losses(bits), losses(16)
         for seed in q.index.intersection(fp.index):
