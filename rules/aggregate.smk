@@ -93,3 +93,17 @@ rule boundary_map_table:
         "results/logs/boundary_map_table.log",
     script:
         "../workflow/scripts/boundary_map_table.py"
+
+
+rule variance_components:
+    input:
+        metrics=metrics_files(),
+    output:
+        report("results/tables/variance_components.csv", caption="../workflow/report/variance_components.rst",
+               category="Tables"),
+    conda:
+        "../envs/analysis.yaml"
+    log:
+        "results/logs/variance_components.log",
+    script:
+        "../workflow/scripts/variance_components.py"

@@ -16,7 +16,7 @@ FIGURES = ["loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "g
            "boundary_map"]
 TABLES = ["runs.parquet", "runs.csv", "loss_by_warmdown.csv", "optimal_warmdown.csv", "paired_tests.csv",
           "regimes.csv", "robustness.csv", "penalty.csv", "penalty_fit.csv", "probes.csv", "probe_ratio.csv",
-          "footprint.csv", "boundary_map.csv"]
+          "footprint.csv", "boundary_map.csv", "variance_components.csv"]
 BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
 
 wildcard_constraints:

@@ -51,9 +51,9 @@ def test_status_of_a_partly_filled_results_folder(tmp_path):
     table = write_audit(cfg, results, tmp_path / "grid.md", tmp_path / "grid.csv")
     status = table.set_index("run_id")["status"]
     assert [status[i] for i in ids[:5]] == ["done", "diverged", "partial", "failed", "missing"]
-    assert status.value_counts()["missing"] == 56
+    assert status.value_counts()["missing"] == 70
     md = (tmp_path / "grid.md").read_text()
-    assert "phase2: 36 planned, 36 expected — OK" in md and "total: 60 planned, 60 expected — OK" in md and f"| {ids[1]} | diverged |" in md
+    assert "phase2: 36 planned, 36 expected — OK" in md and "total: 74 planned, 74 expected — OK" in md and f"| {ids[1]} | diverged |" in md
 
 
 def test_phase_group_and_count_check():

@@ -30,7 +30,7 @@ def planned_outputs(wf, *args) -> set[str]:
 def test_dry_run_plans_one_train_job_per_grid_run(wf):
     jobs = planned_jobs(wf)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    assert jobs["train"] == len(expand_runs(config)) == 60
+    assert jobs["train"] == len(expand_runs(config)) == 74
     assert "probe" not in jobs  # the training job writes each run's probe
     assert jobs["tokenizer"] == jobs["tokens"] == 1
 
@@ -48,6 +48,12 @@ def test_one_figure_needs_a_strict_subset(wf):
     ("data:\n  vocab_size: 100\n", r"Failed validating 'minimum' in schema\['properties'\]\['data'\]\['properties'\]\['vocab_size'\]"),
     ("analysis:\n  heldout_sizes: ['350M']\n", r"analysis.heldout_sizes names '350M', which no sweep trains"),
     ("train:\n  warmup_steps: 500\n", r"train.warmup_steps \(500\) must be < train.steps \(100\)"),
+    ("sweeps:\n  - {phase: p, bits: [16, int5], sizes: ['0.2M'], warmdown_fracs: [0.33], seeds: [0]}\n",
+     r"sweeps\[0\]\.bits: unknown bit-width 'int5'"),
+    ("sweeps:\n  - {phase: p, bits: [16, 6], sizes: ['0.2M'], warmdown_fracs: [0.33], seeds: [0], data_seeds: [1]}\n",
+     r"sweeps\[0\]\.data_seeds has 1 level\(s\) \[1\]; separating init-seed from data-order variance needs at least two"),
+    ("sweeps:\n  - {phase: p, bits: [16, 6], sizes: ['0.2M'], warmdown_fracs: [0.33], seeds: [0], batch_sizes: [3]}\n",
+     r"sweeps\[0\]\.batch_sizes: 3 does not divide the held token budget"),
 ])
 def test_bad_config_fails_before_any_job_naming_the_key(wf, override, message):
     (wf / "bad.yaml").write_text(override)
@@ -66,14 +72,17 @@ def test_end_to_end_tiny(wf):
     snakemake(wf, "--cores", "2", "--configfile", "tiny.yaml")
     tables, figures = wf / "results" / "tables", wf / "results" / "figures"
     runs = pd.read_parquet(tables / "runs.parquet")
-    assert len(runs) == 16 + 4 + 4 + 2 and runs["run_id"].is_unique
+    assert len(runs) == 16 + 4 + 4 + 2 + 4 + 1 and runs["run_id"].is_unique
     assert pd.read_csv(tables / "runs.csv").shape == runs.shape
     assert (~runs["diverged"]).all()
     assert runs["final_val_loss"].between(2.0, 5.8).all()  # below ln(300) = 5.70 plus noise: learned a little
-    assert (runs["steps"] == 12 * runs["length_mult"]).all() and (runs["tokens"] == runs["steps"] * 4 * 32).all()
+    # the batch-2 ternary run holds the token budget: twice the steps
+    assert (runs["steps"] == 12 * runs["length_mult"] * 4 // runs["batch_size"]).all()
+    assert (runs["tokens"] == 12 * runs["length_mult"] * 4 * 32).all()
+    assert runs.loc[runs["batch_size"] == 2, "run_id"].tolist() == ["phase6-lowbit/ternary/0.1M/wd33/lr1x/muon-linear-x1/seed0-bs2"]
     assert set(runs["length_mult"]) == {1, 2}
     best = pd.read_csv(tables / "optimal_warmdown.csv")
-    assert len(best) == 2 * 2 + 1 + 2 + 1  # (bits x size) cells of each phase
+    assert len(best) == 2 * 2 + 1 + 2 + 1 + 1 + 1  # (bits x size) cells of each phase
     assert best["best_warmdown"].isin([0.33, 0.5]).all()
     paired = pd.read_csv(tables / "paired_tests.csv")
     assert (paired["n_pairs"] == 2).all() and paired["p"].between(0, 1).all()
@@ -82,8 +91,11 @@ def test_end_to_end_tiny(wf):
     ratio = pd.read_csv(tables / "probe_ratio.csv")
     assert ratio["ratio"].between(0.5, 2.0).all() and ratio["qat_distance"].between(0, 0.5).all()
     foot = pd.read_csv(tables / "footprint.csv").set_index("scope")
-    assert foot.loc["done on cpu", "runs"] == 26 and foot.loc["whole grid (projected)", "runs"] == 26
+    assert foot.loc["done on cpu", "runs"] == 31 and foot.loc["whole grid (projected)", "runs"] == 31
     assert foot.loc["done on cpu", "energy_kwh"] > 0
+    var = pd.read_csv(tables / "variance_components.csv")
+    assert var[["phase", "n_init_seeds", "n_data_seeds"]].values.tolist() == [["phase6-data", 2, 2]]
+    assert var["var_residual"].item() > 0
     robust = pd.read_csv(tables / "robustness.csv")
     assert list(robust["arm"]) == ["adamw/cosine/x2"] and robust["base_phase"].item() == "phase2"
     for name in ("loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance", "robustness"):

@@ -12,6 +12,9 @@ from .io import atomic_path, read_json
 RUN_COLUMNS = ["run_id", "phase", "bits", "size", "n_params", "warmdown_frac", "lr_mult", "lr", "seed",
                "optimizer", "schedule", "length_mult", "steps", "steps_done", "tokens", "final_val_loss",
                "final_val_bpb", "diverged", "wall_seconds", "device", "device_name", "schema_version"]
+# Added with the batch-size and data-order axes; metrics written before them lack these, and
+# such runs trained at train.batch_size (unknown here: left empty) with batches ordered by `seed`.
+OPTIONAL_COLUMNS = ["batch_size", "data_seed"]
 
 
 def load_runs(metric_paths: list[str]) -> pd.DataFrame:
@@ -21,8 +24,9 @@ def load_runs(metric_paths: list[str]) -> pd.DataFrame:
         missing = [c for c in RUN_COLUMNS if c not in m]
         if missing:
             raise ValueError(f"{path}: metrics lack {', '.join(missing)} (schema_version {m.get('schema_version')})")
-        rows.append({c: m[c] for c in RUN_COLUMNS})
-    df = pd.DataFrame(rows, columns=RUN_COLUMNS)
+        rows.append({c: m[c] for c in RUN_COLUMNS} | {"batch_size": m.get("batch_size"),
+                                                      "data_seed": m.get("data_seed", m["seed"])})
+    df = pd.DataFrame(rows, columns=RUN_COLUMNS + OPTIONAL_COLUMNS)
     return df.astype({"final_val_loss": float, "final_val_bpb": float, "diverged": bool})
 
 

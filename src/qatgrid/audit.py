@@ -7,6 +7,7 @@ each run from the files under `results/`:
 - partial:  no metrics, but a resumable checkpoint in results/state/ (interrupted or failed)
 - failed:   no metrics, no checkpoint, but a training log or curve (failed, or running right now)
 - missing:  nothing yet
+- running:  only when asked (`qatgrid status`): no metrics, curve/log/checkpoint changed recently
 
 The GPU-hour estimate of a run comes from measurements where they exist: the "run_cost"
 section that benchmarks/bench_compile.py writes to benchmarks/results/<audit.device>.json
@@ -14,7 +15,6 @@ section that benchmarks/bench_compile.py writes to benchmarks/results/<audit.dev
 fixed cost of a job with a warm compile cache, or an empty one for the first run of a
 compiled shape). A size without a measurement falls back to
 `audit.tokens_per_second` (tokens / rate, no fixed costs); the report says which was used.
-- running:  only when asked (`qatgrid status`): no metrics, curve/log/checkpoint changed recently
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .grid import bits_label, expand_runs
+from .grid import bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
 from .sizes import size_to_number
 
 STATUSES = ("done", "diverged", "partial", "failed", "missing")
@@ -126,12 +126,12 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
     hours = cost_model(config, bench_dir)
     rows, shapes = [], set()
     for run in expand_runs(config):
-        steps = max(1, round(train["steps"] * run.length_mult))
-        tokens = steps * train["batch_size"] * train["seq_len"]
+        steps, tokens = total_steps(train, run), total_tokens(train, run)
         shape = (run.size, run.bits, tokens // steps)  # what a compiled graph depends on
         est, source = hours(run.size, steps, tokens, shape not in shapes)
         shapes.add(shape)
         rows.append({"run_id": run.id, "phase_group": phase_group(run.phase), **run.as_dict(),
+                     "batch_size": run_batch_size(train, run), "data_seed": run_data_seed(run),
                      "bits_label": bits_label(run.bits), "n_params_nominal": size_to_number(run.size),
                      "steps": steps, "tokens": tokens, "est_gpu_hours": est, "est_source": source,
                      "status": run_status(Path(results), run.id) if results is not None else None})
@@ -175,7 +175,8 @@ def report(config: dict, table: pd.DataFrame) -> str:
                                           gpu_hours=("est_gpu_hours", "sum"), source=("est_source", "first"))
                 .sort_values("n_params").reset_index().drop(columns="n_params"))
     axes = []
-    for axis in ("bits_label", "size", "warmdown_frac", "lr_mult", "seed", "optimizer", "schedule", "length_mult"):
+    for axis in ("bits_label", "size", "warmdown_frac", "lr_mult", "seed", "optimizer", "schedule", "length_mult",
+                 "batch_size", "data_seed"):
         for level, n in table.groupby(axis, sort=True).size().items():
             axes.append({"axis": axis.removesuffix("_label"), "level": level, "runs": n})
     mismatches = check_counts(table, expected)

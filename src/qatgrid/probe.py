@@ -3,22 +3,27 @@
 For each linear weight row, the scale is the quantiser's (absmax / qmax) and the
 distance of each weight is |w/s - round(w/s)|, in grid steps: 0 on the grid,
 0.5 half-way between two levels, 0.25 in expectation for weights spread
-uniformly across steps. Reported as a mean per layer and over all weights.
+uniformly across steps. Reported as a mean per layer and over all weights for
+the configured grid, plus the overall mean distance to every grid the study trains
+(`distances`, keyed by label: int8 ... int2, and ternary with BitNet b1.58's
+per-tensor absmean step, where weights beyond the outer codes count their
+distance to them).
 """
 from __future__ import annotations
 
 import torch
 
-from .quant import SUPPORTED_BITS, row_scale
+from .grid import SUPPORTED_BITS, bits_label
+from .quant import TERNARY, TERNARY_EPS, row_scale, ternary_scale
 
-# Every quantisation grid the pipeline knows. The training job probes its pre-warmdown weights
-# against all of them, so the grid an analysis compares (`probe.grid_bits`) is chosen when the
-# tables are built and changing it re-trains nothing.
-PROBE_GRIDS = tuple(b for b in SUPPORTED_BITS if b < 16)
+PROBE_GRIDS = tuple(b for b in SUPPORTED_BITS if b != 16)
 
 
 def grid_distance(w: torch.Tensor, bits: int) -> torch.Tensor:
-    """Per-element distance to the nearest grid level, in units of the row's step."""
+    """Per-element distance to the nearest grid level, in units of the grid's step."""
+    if bits == TERNARY:
+        u = w / (ternary_scale(w) + TERNARY_EPS)
+        return (u - torch.clamp(torch.round(u), -1, 1)).abs()
     u = w / row_scale(w, bits)
     return (u - torch.round(u)).abs()
 
@@ -26,6 +31,7 @@ def grid_distance(w: torch.Tensor, bits: int) -> torch.Tensor:
 def probe_weights(state: dict[str, torch.Tensor], bits: int) -> dict:
     """Mean grid distance per quantised layer and overall (weighted by element count)."""
     layers, total, count = {}, 0.0, 0
+    totals = dict.fromkeys(PROBE_GRIDS, 0.0)
     for name, w in state.items():
         if not (name.startswith("blocks.") and w.ndim == 2):
             continue  # only the fake-quantised Linear weights
@@ -37,8 +43,11 @@ def probe_weights(state: dict[str, torch.Tensor], bits: int) -> dict:
         layers[name] = float(d.mean())
         total += float(d.sum())
         count += d.numel()
+        for b in PROBE_GRIDS:
+            totals[b] += float(grid_distance(rows, b).sum())
     return {"grid_bits": bits, "layers": layers, "mean_distance": total / count if count else float("nan"),
-            "n_weights": count}
+            "n_weights": count,
+            "distances": {bits_label(b): t / count if count else float("nan") for b, t in totals.items()}}
 
 
 def probe_checkpoint(path: str) -> dict:

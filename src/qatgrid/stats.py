@@ -85,7 +85,8 @@ def paired_tests(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
         def losses(wd, lr):
             r = in_cell[(in_cell["warmdown_frac"] == wd) & (in_cell["lr_mult"] == lr)]
-            return r.set_index("seed")["final_val_loss"]
+            # Pairs share the init seed; where a data-order axis ran, its orders are averaged first.
+            return r.groupby("seed")["final_val_loss"].mean()
 
         ref = losses(cell["best_warmdown"], cell["best_lr_mult"])
         cell_rows = []
@@ -142,7 +143,8 @@ def quant_penalty(df: pd.DataFrame, bits: int) -> pd.DataFrame:
             c = by_bits.loc[b]
             r = df[(df["phase"] == phase) & (df["size"] == size) & (df["bits"] == b)
                    & (df["warmdown_frac"] == c["best_warmdown"]) & (df["lr_mult"] == c["best_lr_mult"])]
-            return r.set_index("seed")["final_val_loss"]
+            # Pairs share the init seed; where a data-order axis ran, its orders are averaged first.
+            return r.groupby("seed")["final_val_loss"].mean()
 
         q, fp = losses(bits), losses(16)
         for seed in q.index.intersection(fp.index):
@@ -264,3 +266,40 @@ def boundary_map(best: pd.DataFrame, regime_table: pd.DataFrame, expected_warmdo
                                       "n_warmdowns", "min_abs_z", "regime"])
     out["expected_warmdown"] = expected_warmdown
     return out
+
+
+VARIANCE_CELL = CELL + ["warmdown_frac", "lr_mult"]
+
+
+def variance_components(df: pd.DataFrame) -> pd.DataFrame:
+    """Init-seed and data-order variance of the final loss, per cell run on both axes.
+
+    A crossed two-way random-effects design, y_ij = mu + a_i + b_j + e_ij (init seed i,
+    data order j, one run each), estimated by the method of moments (ANOVA):
+        MS_init = J sum_i (ybar_i. - ybar)^2 / (I-1),  MS_data = I sum_j (ybar_.j - ybar)^2 / (J-1),
+        MS_res  = sum_ij (y_ij - ybar_i. - ybar_.j + ybar)^2 / ((I-1)(J-1)),
+        var_init = (MS_init - MS_res) / J,  var_data = (MS_data - MS_res) / I,  var_residual = MS_res.
+    The estimates are unbiased and can fall below zero (reported as they are); the residual also
+    holds any init x data interaction, which one run per pair cannot separate. Only the complete
+    rectangle is used: init seeds lacking any of the cell's data orders are dropped.
+    """
+    done = completed(df)
+    rows = []
+    for key, cell in done.groupby(VARIANCE_CELL):
+        y = cell.pivot_table(index="seed", columns="data_seed", values="final_val_loss", aggfunc="mean")
+        y = y.dropna(axis=0, how="any")
+        n_init, n_data = y.shape
+        if n_init < 2 or n_data < 2:
+            continue
+        v = y.to_numpy()
+        grand, row_m, col_m = v.mean(), v.mean(axis=1, keepdims=True), v.mean(axis=0, keepdims=True)
+        ms_init = n_data * ((row_m - grand) ** 2).sum() / (n_init - 1)
+        ms_data = n_init * ((col_m - grand) ** 2).sum() / (n_data - 1)
+        ms_res = ((v - row_m - col_m + grand) ** 2).sum() / ((n_init - 1) * (n_data - 1))
+        rows.append({**dict(zip(VARIANCE_CELL, key)), "n_params": cell["n_params"].iloc[0],
+                     "n_init_seeds": n_init, "n_data_seeds": n_data, "mean_loss": float(grand),
+                     "var_init": float((ms_init - ms_res) / n_data), "var_data": float((ms_data - ms_res) / n_init),
+                     "var_residual": float(ms_res), "ms_init": float(ms_init), "ms_data": float(ms_data)})
+    cols = VARIANCE_CELL + ["n_params", "n_init_seeds", "n_data_seeds", "mean_loss", "var_init", "var_data",
+                            "var_residual", "ms_init", "ms_data"]
+    return pd.DataFrame(rows, columns=cols)

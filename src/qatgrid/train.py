@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from .data import load_tokens
-from .grid import Run
+from .grid import Run, lr_batch_factor, run_batch_size, run_data_seed, total_steps
 from .io import atomic_path, read_json, sha256_file, write_json
 from .model import GPT, ModelConfig, count_params
 from .optim import build_optimizers, set_lr
@@ -107,10 +107,6 @@ def train_step(forward, params: list[torch.Tensor], optimizers: list, x: torch.T
     for opt in optimizers:
         opt.step()
     return loss
-
-
-def total_steps(train_cfg: dict, run: Run) -> int:
-    return max(1, round(train_cfg["steps"] * run.length_mult))
 
 
 def get_batch(tokens: np.ndarray, seed: int, step: int, batch_size: int, seq_len: int,
@@ -204,12 +200,13 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
 
     steps = total_steps(train_cfg, run)
     wd_start = warmdown_start(steps, run.warmdown_frac)
-    seq_len, batch_size = train_cfg["seq_len"], train_cfg["batch_size"]
+    seq_len, batch_size = train_cfg["seq_len"], run_batch_size(train_cfg, run)
+    lr_mult = run.lr_mult * lr_batch_factor(train_cfg, run)
     torch.manual_seed(run.seed)
     mcfg = ModelConfig.from_size(run.size, vocab_size=meta["vocab_size"], seq_len=seq_len, bits=run.bits,
                                  logit_softcap=train_cfg["logit_softcap"])
     model, forward, params, optimizers = build_trainer(mcfg, device, compiled, run.optimizer, train_cfg["lr"],
-                                                       run.lr_mult, train_cfg["weight_decay"], cfg.get("compile_cache"))
+                                                       lr_mult, train_cfg["weight_decay"], cfg.get("compile_cache"))
 
     state_path = state_dir / "last.pt"
     state = load_state(state_dir)
@@ -238,7 +235,7 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
             if step == wd_start and prewarmdown is None:
                 prewarmdown = model_state(model)
             set_lr(optimizers, lr_multiplier(step, steps, train_cfg["warmup_steps"], run.warmdown_frac, run.schedule))
-            x, y = get_batch(train_tokens, run.seed, step, batch_size, seq_len, device)
+            x, y = get_batch(train_tokens, run_data_seed(run), step, batch_size, seq_len, device)
             loss = train_step(forward, params, optimizers, x, y, amp_dtype, train_cfg["grad_clip"])
             step += 1
             if step % train_cfg["log_every"] == 0 or step == steps:
@@ -278,7 +275,9 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
         "schema_version": METRICS_SCHEMA_VERSION, "run_id": run.id, **run.as_dict(),
         "n_params": count_params(model), "n_layer": mcfg.n_layer, "d_model": mcfg.d_model,
         "steps": steps, "steps_done": step, "warmdown_start": wd_start,
-        "tokens": step * batch_size * seq_len, "lr": train_cfg["lr"]["adamw" if run.optimizer == "adamw" else "muon"] * run.lr_mult,
+        "tokens": step * batch_size * seq_len, "lr": train_cfg["lr"]["adamw" if run.optimizer == "adamw" else "muon"] * lr_mult,
+        "batch_size": batch_size, "data_seed": run_data_seed(run),
+        "hold_tokens": train_cfg.get("hold_tokens", True), "lr_batch_rule": train_cfg.get("lr_batch_rule", "sqrt"),
         "final_val_loss": final_val, "final_val_bpb": bpb, "diverged": diverged, "curve": curve,
         "wall_seconds": elapsed, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
