@@ -1,0 +1,5 @@
+from qatgrid.data.parameter_golf import download
+from qatgrid.io import setup_logging
+
+setup_logging(snakemake.log[0])
+download(snakemake.params.data, snakemake.params.out_dir)
