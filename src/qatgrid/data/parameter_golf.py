@@ -56,8 +56,12 @@ def download(data_cfg: dict, out_dir: str) -> dict:
             continue  # resumable: a finished file is kept; a partial one never got its final name
         log.info("fetching %s:%s", s["repo_id"], remote)
         fetch(s["repo_id"], remote, dest)
-    for name in files["train"] + files["val"]:
-        read_header(out / name)  # raises naming the file and what is wrong
+        if name != files["tokenizer"]:
+            try:
+                read_header(dest)  # raises naming the file and what is wrong
+            except ValueError as e:
+                dest.unlink()  # never left where a later run would take it for complete
+                raise type(e)(f"{e} [fetched from {s['repo_id']}:{remote}]") from None
     tok_path = out / files["tokenizer"]
     luts = sentencepiece_luts(str(tok_path))
     check_vocab(len(luts[0]), data_cfg, tok_path)

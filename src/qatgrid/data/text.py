@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import itertools
 import logging
 import math
 import queue
@@ -68,9 +69,13 @@ def hf_documents(s: dict, val_fraction: float, block: str):
     """(name, text, is_val) streamed from `datasets` until `char_budget` characters."""
     from datasets import load_dataset
 
-    ds = load_dataset(s["path"], name=s.get("name"), split=s.get("split", "train"), streaming=True)
+    try:  # datasets raises a bare StopIteration for an empty file
+        rows = iter(load_dataset(s["path"], name=s.get("name"), split=s.get("split", "train"), streaming=True))
+        first = next(rows)
+    except StopIteration:
+        raise ValueError(f"data.{block}.path: {s['path']} has no documents (empty corpus)") from None
     field, total = s["text_field"], 0
-    for i, row in enumerate(ds):
+    for i, row in enumerate(itertools.chain([first], rows)):
         if field not in row:
             raise KeyError(f"data.{block}.text_field: {s['path']} has no field {field!r} (fields: {sorted(row)})")
         name = str(row.get("id", i))
