@@ -14,7 +14,6 @@ if config["data"]["source"] == "parameter-golf":
             data_outputs(),
         params:
             data=config["data"],
-            out_dir=DATA_DIR,
         conda:
             "../envs/data.yaml"
         log:
@@ -30,7 +29,6 @@ else:
             data_outputs(),
         params:
             data=config["data"],
-            out_dir=DATA_DIR,
         threads: data_resources()["threads"]
         resources:
             runtime=data_resources()["runtime_min"],

@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("RAYON_NUM_THREADS", str(snakemake.threads))  # the encoder's threads, before tokenizers loads
 
@@ -6,4 +7,4 @@ from qatgrid.data.text import build_text_data  # noqa: E402
 from qatgrid.io import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])
-build_text_data(snakemake.params.data, snakemake.params.out_dir)
+build_text_data(snakemake.params.data, str(Path(snakemake.output[0]).parent))
