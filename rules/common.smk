@@ -7,6 +7,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from qatgrid.data import data_files, data_key  # noqa: E402
 from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources  # noqa: E402
 
 validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
@@ -21,6 +22,21 @@ BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
 
 wildcard_constraints:
     run=RUN_ID_WILDCARD,
+
+
+DATA_KEY = data_key(config["data"])
+DATA_DIR = f"results/data/{DATA_KEY}"
+
+
+def data_outputs():
+    """Every file of the configured data folder (shards, byte counts, tokenizer, meta)."""
+    files = data_files(config["data"])
+    names = files["train"] + files["val"] + [files["val_bytes"], files["tokenizer"], files["meta"]]
+    return [f"{DATA_DIR}/{name}" for name in names]
+
+
+def data_resources():
+    return {"threads": 2, "mem_mb": 2000, "runtime_min": 60, **config["resources"].get("data", {})}
 
 
 def run_ids(predicate=lambda run: True):

@@ -1,28 +1,41 @@
-rule tokenizer:
-    output:
-        "results/data/tokenizer.json",
-    params:
-        data=config["data"],
-    conda:
-        "../envs/data.yaml"
-    log:
-        "results/logs/tokenizer.log",
-    script:
-        "../workflow/scripts/tokenizer.py"
+# Each data configuration has its own folder, results/data/<key>/ (DATA_DIR, from
+# qatgrid.data.data_key), so switching configs rebuilds nothing still valid.
+# Threads, memory and runtime come from the config's resources.data.
 
+if config["data"]["source"] == "parameter-golf":
 
-rule tokens:
-    input:
-        tokenizer="results/data/tokenizer.json",
-    output:
-        train="results/data/train.bin",
-        val="results/data/val.bin",
-        meta="results/data/meta.json",
-    params:
-        data=config["data"],
-    conda:
-        "../envs/data.yaml"
-    log:
-        "results/logs/tokens.log",
-    script:
-        "../workflow/scripts/tokens.py"
+    # Fetched once where Snakemake runs (compute nodes may have no network);
+    # training jobs read the shared folder only.
+    localrules:
+        download,
+
+    rule download:
+        output:
+            data_outputs(),
+        params:
+            data=config["data"],
+        conda:
+            "../envs/data.yaml"
+        log:
+            f"results/logs/data/{DATA_KEY}.log",
+        script:
+            "../workflow/scripts/download.py"
+
+else:
+
+    # One pass over the corpus: tokenizer on a bounded sample, then every document encoded.
+    rule tokens:
+        output:
+            data_outputs(),
+        params:
+            data=config["data"],
+        threads: data_resources()["threads"]
+        resources:
+            runtime=data_resources()["runtime_min"],
+            mem_mb=data_resources()["mem_mb"],
+        conda:
+            "../envs/data.yaml"
+        log:
+            f"results/logs/data/{DATA_KEY}.log",
+        script:
+            "../workflow/scripts/tokens.py"

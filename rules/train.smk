@@ -1,8 +1,7 @@
 rule train:
     input:
-        train="results/data/train.bin",
-        val="results/data/val.bin",
-        meta="results/data/meta.json",
+        data_outputs(),
+        meta=f"{DATA_DIR}/meta.json",
     output:
         metrics="results/runs/{run}/metrics.json",
         ckpt_prewarmdown="results/runs/{run}/ckpt_prewarmdown.pt",

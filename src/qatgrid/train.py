@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import load_tokens
+from .data import load_data
+from .data.bpb import bits_per_byte
 from .grid import Run, lr_batch_factor, run_batch_size, run_data_seed, total_steps
-from .io import atomic_path, read_json, sha256_file, write_json
+from .io import atomic_path, sha256_file, write_json
 from .model import GPT, ModelConfig, count_params
 from .optim import build_optimizers, set_lr
 from .progress import Progress
@@ -121,12 +122,17 @@ def get_batch(tokens: np.ndarray, seed: int, step: int, batch_size: int, seq_len
     return xy[:, :-1], xy[:, 1:]
 
 
+def eval_windows(n_val: int, seq_len: int, max_tokens: int) -> int:
+    """Windows of `seq_len` targets that evaluation scores from the start of the validation tokens."""
+    return max(1, min(max_tokens, n_val - 1) // seq_len)
+
+
 @torch.no_grad()
 def evaluate(model: GPT, val_tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
              device: torch.device, amp_dtype: torch.dtype | None = None) -> float:
     """Mean next-token loss (nats) over the first `max_tokens` validation tokens, in fixed windows."""
     model.eval()
-    n_windows = max(1, min(max_tokens, len(val_tokens) - 1) // seq_len)
+    n_windows = eval_windows(len(val_tokens), seq_len, max_tokens)
     total, count = 0.0, 0
     for i in range(0, n_windows, batch_size):
         idx = range(i, min(i + batch_size, n_windows))
@@ -194,9 +200,7 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
     device = resolve_device(train_cfg["device"])
     setup_device(device, threads)
     amp_dtype, compiled = fast_path(train_cfg, device)
-    meta = read_json(Path(data_dir) / "meta.json")
-    train_tokens = load_tokens(str(Path(data_dir) / "train.bin"))
-    val_tokens = load_tokens(str(Path(data_dir) / "val.bin"))
+    meta, train_tokens, val_tokens, val_bytes = load_data(data_dir)
 
     steps = total_steps(train_cfg, run)
     wd_start = warmdown_start(steps, run.warmdown_frac)
@@ -218,7 +222,10 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
         step, curve, elapsed = state["step"], state["curve"], state["elapsed"]
         prewarmdown = state.get("prewarmdown")
         log.info("resumed %s from step %d", run.id, step)
-    progress = Progress(run.id, out_dir, steps, batch_size * seq_len, meta["splits"]["val"], step, elapsed,
+    # Bits per byte over exactly the targets `evaluate` scores: positions 1..n of the validation tokens.
+    n_eval = eval_windows(len(val_tokens), seq_len, train_cfg["eval_tokens"]) * seq_len
+    evaluated = {"tokens": n_eval, "bytes": int(val_bytes[1:n_eval + 1].sum(dtype=np.int64))}
+    progress = Progress(run.id, out_dir, steps, batch_size * seq_len, evaluated, step, elapsed,
                         cfg.get("logging", {}).get("tensorboard", False))
 
     def checkpoint() -> None:
@@ -269,8 +276,7 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
 
     # JSON has no NaN: a diverged run reports null losses and diverged=true.
     final_val = None if diverged else curve[-1]["val_loss"]
-    val_split = meta["splits"]["val"]
-    bpb = None if diverged else final_val / math.log(2) * val_split["tokens"] / val_split["bytes"]
+    bpb = None if diverged else bits_per_byte(final_val, evaluated["tokens"], evaluated["bytes"])
     metrics = {
         "schema_version": METRICS_SCHEMA_VERSION, "run_id": run.id, **run.as_dict(),
         "n_params": count_params(model), "n_layer": mcfg.n_layer, "d_model": mcfg.d_model,

@@ -1,9 +1,10 @@
-import logging
+import os
+from pathlib import Path
 
-from qatgrid.data import build_token_files
-from qatgrid.io import setup_logging
+os.environ.setdefault("RAYON_NUM_THREADS", str(snakemake.threads))  # the encoder's threads, before tokenizers loads
+
+from qatgrid.data.text import build_text_data  # noqa: E402
+from qatgrid.io import setup_logging  # noqa: E402
 
 setup_logging(snakemake.log[0])
-meta = build_token_files(snakemake.params.data, snakemake.input.tokenizer, snakemake.output.train,
-                         snakemake.output.val, snakemake.output.meta)
-logging.getLogger("qatgrid.data").info("tokens: %s", {k: v["tokens"] for k, v in meta["splits"].items()})
+build_text_data(snakemake.params.data, str(Path(snakemake.output[0]).parent))

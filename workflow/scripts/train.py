@@ -1,4 +1,7 @@
+import os
 from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # training reads the data folder only, never the hub
 
 from qatgrid.grid import Run
 from qatgrid.io import setup_logging, write_json
