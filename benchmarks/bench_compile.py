@@ -156,7 +156,7 @@ def main() -> None:
             sections["sizes"][size] = entry
         sections["train"] = {k: v for k, v in spec["train"].items() if k in ("batch_size", "seq_len", "eval_tokens",
                                                                                "threads", "precision")}
-        sections["train"]["vocab_size"] = meta["vocab_size"]
+        sections["train"]["vocab_size"] = load_data(str(tmp))[0]["vocab_size"]
 
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"{sections['machine']}.json"

@@ -10,6 +10,7 @@ import tomllib
 import pytest
 
 from conftest import REPO, load_default_config
+from qatgrid.audit import gpu_hours
 from qatgrid.grid import expand_runs
 from qatgrid.status import grid_status, main
 from synthetic import fill_results
@@ -83,8 +84,8 @@ def test_counts_lists_and_gpu_hours(planted):
     # 5 synthetic runs of 600 s plus the diverged run's 360 s
     assert s["gpu_hours"]["spent"] == pytest.approx((5 * 600 + 360) / 3600)
     assert s["gpu_hours"]["finished_runs"] == 6
-    # audit estimate by hand: 100 steps x 8 x 128 tokens; 32 runs at 0.1M, 24 at 0.16M, 4 at 0.2M
-    assert s["gpu_hours"]["estimated_grid"] == pytest.approx(102400 * (32 / 14000 + 24 / 7000 + 4 / 5500) / 3600)
+    # the audit's estimate for the whole grid (its own arithmetic is checked in tests/test_audit.py)
+    assert s["gpu_hours"]["estimated_grid"] == pytest.approx(gpu_hours(cfg)["total"]) > 0
 
 
 def test_a_longer_window_counts_the_stale_runs_as_running(planted):
