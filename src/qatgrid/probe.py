@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from .model import is_block_matrix
 from .quant import row_scale
 
 
@@ -22,8 +23,8 @@ def probe_weights(state: dict[str, torch.Tensor], bits: int) -> dict:
     """Mean grid distance per quantised layer and overall (weighted by element count)."""
     layers, total, count = {}, 0.0, 0
     for name, w in state.items():
-        if not (name.startswith("blocks.") and w.ndim == 2):
-            continue  # only the fake-quantised Linear weights
+        if not is_block_matrix(name, w.ndim):
+            continue  # only the fake-quantised Linear weights (not the 2-D resid_mix)
         # Zero-initialised rows that never moved sit trivially on the grid; leave them out.
         rows = w.float()[w.float().abs().amax(dim=1) > 0]
         if rows.numel() == 0:
