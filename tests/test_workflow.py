@@ -30,7 +30,7 @@ def planned_outputs(wf, *args) -> set[str]:
 def test_dry_run_plans_one_train_job_per_grid_run(wf):
     jobs = planned_jobs(wf)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    assert jobs["train"] == len(expand_runs(config)) == 60
+    assert jobs["train"] == len(expand_runs(config)) == 72
     assert jobs["probe"] == sum(r.bits in (16, 6) for r in expand_runs(config))
     assert jobs["tokenizer"] == jobs["tokens"] == 1
 
