@@ -46,7 +46,7 @@ def quartiles(xs: list[float]) -> tuple[float, float, float]:
     return float(q1), float(med), float(q3)
 
 
-LR = {"muon": 0.02, "embed": 0.01, "adamw": 0.003}  # config/config.yaml's train.lr
+LR = {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003}  # config/config.yaml's train.lr
 
 
 def trainer(size: str, bits: int, batch: int, seq: int, threads: int):

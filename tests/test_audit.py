@@ -32,7 +32,7 @@ def test_paper_grid_counts_match_the_study(tmp_path):
 def test_mismatch_is_loud_and_named(tmp_path):
     cfg = load_default_config()
     cfg["audit"] = {"expected_runs": {"phase2": 720, "total": 52}}
-    with pytest.raises(AuditMismatch, match="phase2: grid has 36 runs, expected 720"):
+    with pytest.raises(AuditMismatch, match="phase2: grid has 48 runs, expected 720"):
         write_audit(cfg, tmp_path / "results", tmp_path / "grid.md", tmp_path / "grid.csv")
     assert "MISMATCH" in (tmp_path / "grid.md").read_text()
 
@@ -51,9 +51,9 @@ def test_status_of_a_partly_filled_results_folder(tmp_path):
     table = write_audit(cfg, results, tmp_path / "grid.md", tmp_path / "grid.csv")
     status = table.set_index("run_id")["status"]
     assert [status[i] for i in ids[:5]] == ["done", "diverged", "partial", "failed", "missing"]
-    assert status.value_counts()["missing"] == 70
+    assert status.value_counts()["missing"] == 82
     md = (tmp_path / "grid.md").read_text()
-    assert "phase2: 36 planned, 36 expected — OK" in md and "total: 74 planned, 74 expected — OK" in md and f"| {ids[1]} | diverged |" in md
+    assert "phase2: 48 planned, 48 expected — OK" in md and "total: 86 planned, 86 expected — OK" in md and f"| {ids[1]} | diverged |" in md
 
 
 def test_phase_group_and_count_check():

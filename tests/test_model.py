@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from qatgrid.model import GPT, ModelConfig, count_params
+from qatgrid.model import CONTROL_TENSOR_NAMES, GPT, ModelConfig, count_params, is_block_matrix, rms_norm
 from qatgrid.sizes import SIZES, size_to_number
 from qatgrid.quant import QATLinear
 
@@ -15,14 +15,64 @@ def test_total_param_count_within_10_percent_of_name(size):
     assert abs(n / size_to_number(size) - 1) <= 0.10, (size, n)
 
 
-def test_baseline_shape_and_gqa():
-    cfg = ModelConfig(vocab_size=1024, n_layer=9, d_model=512, seq_len=1024)
-    assert (cfg.n_head, cfg.n_kv_head) == (8, 4)
+def test_baseline_parameter_count_by_hand():
+    """parameter-golf baseline: 9 blocks x 512, 8 query / 4 KV heads of 64, MLP x2, vocab 1024, tied."""
+    d, layers, heads, kv_heads, hd, vocab = 512, 9, 8, 4, 64, 1024
+    matrices = d * heads * hd + 2 * d * kv_heads * hd + heads * hd * d + 2 * (d * 2 * d)  # q, k, v, proj, fc, proj
+    control = d + d + 2 * d + heads  # attn_scale, mlp_scale, resid_mix (2 x d), q_gain
+    skips = (layers // 2) * d  # 4 encoder blocks feed 4 of the 5 decoder blocks
+    expected = layers * (matrices + control) + vocab * d + skips
+    assert expected == 17_059_912  # the count the baseline logs as model_params
+    cfg = ModelConfig(vocab_size=vocab, n_layer=layers, d_model=d, seq_len=1024)
+    assert (cfg.n_head, cfg.n_kv_head) == (heads, kv_heads)
     with torch.device("meta"):
         model = GPT(cfg)
-    assert 16.5e6 < count_params(model) < 17.5e6  # parameter-golf baseline, ~17M
-    assert model.blocks[0].attn.kv.weight.shape == (2 * 4 * 64, 512)
-    assert model.blocks[0].mlp.up.weight.shape == (1024, 512)
+    assert count_params(model) == expected
+    attn = model.blocks[0].attn
+    assert [attn.q.weight.shape, attn.k.weight.shape, attn.v.weight.shape, attn.proj.weight.shape] == [
+        (512, 512), (256, 512), (256, 512), (512, 512)]
+    assert model.blocks[0].mlp.up.weight.shape == (1024, 512) and model.blocks[0].mlp.down.weight.shape == (512, 1024)
+    assert model.skip_weights.shape == (4, 512) and model.blocks[0].resid_mix.shape == (2, 512)
+    assert attn.q_gain.shape == (8,)
+
+
+def test_control_tensors_fp32_initialised_as_baseline_and_not_quantised():
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_size("0.2M", vocab_size=1024, seq_len=16, bits=4))
+    quantised = {n for n, m in model.named_modules() if isinstance(m, QATLinear)}
+    assert quantised == {f"blocks.{i}.{m}" for i in range(4) for m in ("attn.q", "attn.k", "attn.v", "attn.proj",
+                                                                         "mlp.up", "mlp.down")}
+    matrices = {n for n, p in model.named_parameters() if is_block_matrix(n, p.ndim)}
+    assert matrices == {n + ".weight" for n in quantised}
+    control = {n: p for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] in CONTROL_TENSOR_NAMES}
+    assert len(control) == 4 * 4 + 1 and all(p.dtype == torch.float32 for p in control.values())
+    b = model.blocks[1]
+    assert torch.equal(b.attn.q_gain, torch.full((1,), 1.5)) and torch.equal(b.attn_scale, torch.ones(64))
+    assert torch.equal(b.resid_mix, torch.stack((torch.ones(64), torch.zeros(64))))
+    assert torch.equal(model.skip_weights, torch.ones(2, 64))
+    assert abs(model.embed.weight.std().item() - 0.005) < 0.0002  # tied-embedding init std
+    assert not b.attn.proj.weight.any() and not b.mlp.down.weight.any()  # zero-init output projections
+
+
+def test_unet_skips_and_x0_mix_are_wired():
+    """Changing a skip weight changes the output only through the decoder; resid_mix row 1 feeds x0 in."""
+    torch.manual_seed(0)
+    model = GPT(ModelConfig.from_size("0.2M", vocab_size=50, seq_len=8))
+    for block in model.blocks:
+        torch.nn.init.normal_(block.attn.proj.weight, std=0.05)
+        torch.nn.init.normal_(block.mlp.down.weight, std=0.05)
+    x = torch.randint(0, 50, (2, 8))
+    with torch.no_grad():
+        base = model(x)
+        model.skip_weights[1].zero_()  # the first encoder output, added before the last decoder block
+        no_skip = model(x)
+        h = model.blocks[0](rms_norm(model.embed(x)), rms_norm(model.embed(x)))
+        model.blocks[0].resid_mix[0].zero_()
+        model.blocks[0].resid_mix[1].fill_(1.0)  # now the block's input is x0 alone: same as before here
+        assert torch.allclose(model.blocks[0](rms_norm(model.embed(x)), rms_norm(model.embed(x))), h)
+        model.blocks[0].resid_mix[1].zero_()  # no input at all: the block adds zero-input branches
+        assert not torch.allclose(model.blocks[0](rms_norm(model.embed(x)), rms_norm(model.embed(x))), h)
+    assert not torch.allclose(base, no_skip)
 
 
 def test_forward_shapes_causality_and_quant_layers():
@@ -40,7 +90,7 @@ def test_forward_shapes_causality_and_quant_layers():
     assert torch.allclose(model(x2)[:, :7], logits[:, :7], atol=1e-5)
     assert not torch.allclose(model(x2)[:, 7:], logits[:, 7:])
     qlayers = [m for m in model.modules() if isinstance(m, QATLinear)]
-    assert len(qlayers) == 5 * 3 and all(m.bits == 6 for m in qlayers)
+    assert len(qlayers) == 6 * 3 and all(m.bits == 6 for m in qlayers)
     loss = model(x, x)
     assert loss.ndim == 0 and 0 < loss.item() < 10
 

@@ -23,7 +23,8 @@ def test_uniform_weights_average_a_quarter_step():
 
 def test_probe_weights_covers_block_matrices_only():
     state = {"embed.weight": torch.randn(10, 8), "blocks.0.mlp.up.weight": torch.randn(16, 8),
-             "blocks.0.mlp.down.weight": torch.zeros(8, 16)}  # never-trained zero rows are skipped
+             "blocks.0.mlp.down.weight": torch.zeros(8, 16),  # never-trained zero rows are skipped
+             "blocks.0.resid_mix": torch.randn(2, 8), "skip_weights": torch.randn(1, 8)}  # fp32 control tensors
     out = probe_weights(state, 6)
     assert list(out["layers"]) == ["blocks.0.mlp.up.weight"]
     assert out["n_weights"] == 128

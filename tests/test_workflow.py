@@ -30,7 +30,7 @@ def planned_outputs(wf, *args) -> set[str]:
 def test_dry_run_plans_one_train_job_per_grid_run(wf):
     jobs = planned_jobs(wf)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    assert jobs["train"] == len(expand_runs(config)) == 74
+    assert jobs["train"] == len(expand_runs(config)) == 86
     assert "probe" not in jobs  # the training job writes each run's probe
     assert jobs["tokens"] == 1 and "tokenizer" not in jobs  # one pass over the corpus
 

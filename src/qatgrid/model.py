@@ -1,9 +1,16 @@
-"""Decoder-only transformer in the shape of the parameter-golf baseline.
+"""Decoder-only transformer, block for block the parameter-golf baseline's (`train_gpt.py`).
 
-RMSNorm, rotary embeddings, grouped-query attention (half as many KV heads as
-query heads), squared-ReLU MLP with 2x expansion, tied input/output embedding,
-tanh logit soft-cap. Every Linear is a `QATLinear`, so one model serves FP16
-and every fake-quantised bit-width.
+RMSNorm on the embedding output (that normed embedding is x0), rotary embeddings,
+grouped-query attention (half as many KV heads as query heads) with separate q/k/v
+projections, QK-norm and a learned per-head query gain, squared-ReLU MLP with 2x
+expansion, tied input/output embedding, tanh logit soft-cap. Each block mixes its input
+from the running residual and x0 (`resid_mix`) and scales each branch's output per
+channel (`attn_scale`, `mlp_scale`); the first half of the blocks store their outputs
+and the second half add them back in reverse order, scaled by `skip_weights` (U-Net).
+
+Every block matrix is a `QATLinear`, so one model serves FP16 and every fake-quantised
+bit-width. The control tensors (scales, gains, mixes, skip weights) are fp32 and never
+quantised, as in the baseline's export; `is_block_matrix` is the one place that says so.
 """
 from __future__ import annotations
 
@@ -15,6 +22,15 @@ import torch.nn.functional as F
 
 from .quant import QATLinear
 from .sizes import HEAD_DIM, SIZES
+
+CONTROL_TENSOR_NAMES = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weights")
+Q_GAIN_INIT = 1.5
+TIED_EMBED_INIT_STD = 0.005
+
+
+def is_block_matrix(name: str, ndim: int) -> bool:
+    """A quantised weight (QATLinear inside a block), by its state_dict / named_parameters name."""
+    return name.startswith("blocks.") and ndim == 2 and name.rsplit(".", 1)[-1] not in CONTROL_TENSOR_NAMES
 
 
 @dataclass(frozen=True)
@@ -46,6 +62,11 @@ def rms_norm(x: torch.Tensor) -> torch.Tensor:
     return F.rms_norm(x, (x.size(-1),))
 
 
+def channel(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A per-channel fp32 control vector in x's dtype (bf16 under autocast)."""
+    return v.to(x.dtype)
+
+
 class Rotary(nn.Module):
     def __init__(self, head_dim: int, seq_len: int, base: float = 10000.0):
         super().__init__()
@@ -66,16 +87,21 @@ class Attention(nn.Module):
         super().__init__()
         self.n_head, self.n_kv, self.hd = cfg.n_head, cfg.n_kv_head, cfg.d_model // cfg.n_head
         self.q = QATLinear(cfg.d_model, self.n_head * self.hd, cfg.bits)
-        self.kv = QATLinear(cfg.d_model, 2 * self.n_kv * self.hd, cfg.bits)
+        self.k = QATLinear(cfg.d_model, self.n_kv * self.hd, cfg.bits)
+        self.v = QATLinear(cfg.d_model, self.n_kv * self.hd, cfg.bits)
         self.proj = QATLinear(self.n_head * self.hd, cfg.d_model, cfg.bits)
+        self.q_gain = nn.Parameter(torch.full((self.n_head,), Q_GAIN_INIT))
         self.rotary = Rotary(self.hd, cfg.seq_len)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
         q = self.q(x).view(b, t, self.n_head, self.hd).transpose(1, 2)
-        k, v = self.kv(x).view(b, t, 2, self.n_kv, self.hd).permute(2, 0, 3, 1, 4)
-        q, k = self.rotary(rms_norm(q)), self.rotary(rms_norm(k))  # QK-norm as in the baseline
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        k = self.k(x).view(b, t, self.n_kv, self.hd).transpose(1, 2)
+        v = self.v(x).view(b, t, self.n_kv, self.hd).transpose(1, 2)
+        q, k = self.rotary(rms_norm(q)), self.rotary(rms_norm(k))  # QK-norm, then RoPE
+        # QK-norm fixes the logits' scale; the learned gain lets each head sharpen it again.
+        q = q * self.q_gain.to(q.dtype)[None, :, None, None]
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv != self.n_head)
         return self.proj(y.transpose(1, 2).reshape(b, t, -1))
 
 
@@ -92,34 +118,49 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        d = cfg.d_model
         self.attn, self.mlp = Attention(cfg), MLP(cfg)
+        self.attn_scale = nn.Parameter(torch.ones(d))
+        self.mlp_scale = nn.Parameter(torch.ones(d))
+        # Row 0 weighs the running residual, row 1 the normed embedding x0: starts as "residual only".
+        self.resid_mix = nn.Parameter(torch.stack((torch.ones(d), torch.zeros(d))))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(rms_norm(x))
-        return x + self.mlp(rms_norm(x))
+    def forward(self, x: torch.Tensor, x0: torch.Tensor) -> torch.Tensor:
+        mix = channel(self.resid_mix, x)
+        x = mix[0] * x + mix[1] * x0
+        x = x + channel(self.attn_scale, x) * self.attn(rms_norm(x))
+        return x + channel(self.mlp_scale, x) * self.mlp(rms_norm(x))
 
 
 class GPT(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
+        self.n_encoder = cfg.n_layer // 2
+        self.n_decoder = cfg.n_layer - self.n_encoder
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.skip_weights = nn.Parameter(torch.ones(min(self.n_encoder, self.n_decoder), cfg.d_model))
         self._init_weights()
 
     def _init_weights(self) -> None:
-        nn.init.normal_(self.embed.weight, std=0.5 / self.cfg.d_model ** 0.5)
+        # Block matrices keep nn.Linear's default (uniform, bound 1/sqrt(fan_in)), as the baseline.
+        nn.init.normal_(self.embed.weight, std=TIED_EMBED_INIT_STD)
         for block in self.blocks:
-            for lin in (block.attn.q, block.attn.kv, block.mlp.up):
-                nn.init.normal_(lin.weight, std=lin.in_features ** -0.5)
             # Zero-init output projections so each block starts as identity (baseline recipe).
             nn.init.zeros_(block.attn.proj.weight)
             nn.init.zeros_(block.mlp.down.weight)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
-        x = self.embed(idx)
-        for block in self.blocks:
-            x = block(x)
+        x = x0 = rms_norm(self.embed(idx))
+        skips = []
+        for block in self.blocks[:self.n_encoder]:
+            x = block(x, x0)
+            skips.append(x)
+        for i, block in enumerate(self.blocks[self.n_encoder:]):
+            if skips:  # the last encoder output meets the first decoder block (U-Net)
+                x = x + channel(self.skip_weights[i], x) * skips.pop()
+            x = block(x, x0)
         logits = F.linear(rms_norm(x), self.embed.weight)
         cap = self.cfg.logit_softcap
         logits = cap * torch.tanh(logits / cap)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from .grid import SUPPORTED_BITS, bits_label
+from .model import is_block_matrix
 from .quant import TERNARY, TERNARY_EPS, row_scale, ternary_scale
 
 PROBE_GRIDS = tuple(b for b in SUPPORTED_BITS if b != 16)
@@ -33,8 +34,8 @@ def probe_weights(state: dict[str, torch.Tensor], bits: int) -> dict:
     layers, total, count = {}, 0.0, 0
     totals = dict.fromkeys(PROBE_GRIDS, 0.0)
     for name, w in state.items():
-        if not (name.startswith("blocks.") and w.ndim == 2):
-            continue  # only the fake-quantised Linear weights
+        if not is_block_matrix(name, w.ndim):
+            continue  # only the fake-quantised Linear weights (not the 2-D resid_mix)
         # Zero-initialised rows that never moved sit trivially on the grid; leave them out.
         rows = w.float()[w.float().abs().amax(dim=1) > 0]
         if rows.numel() == 0:

@@ -6,8 +6,7 @@ HEAD_DIM = 64
 # name -> (n_layer, d_model). Names are the total parameter count (tied
 # embedding counted once) at the paper's vocabulary of 1024; tests/test_model.py
 # checks each within +-10%. The sub-million sizes exist for CPU runs: they scale
-# depth only, at width 64, because on a CPU without native bf16 the Newton-Schulz
-# step of torch.optim.Muon (which runs in bf16) dominates and grows with width.
+# depth only, at width 64 (one attention head).
 SIZES: dict[str, tuple[int, int]] = {
     "0.1M": (1, 64),
     "0.16M": (3, 64),

@@ -28,7 +28,7 @@ from .data.bpb import bits_per_byte
 from .grid import Run, lr_batch_factor, run_batch_size, run_data_seed, total_steps
 from .io import atomic_path, sha256_file, write_json
 from .model import GPT, ModelConfig, count_params
-from .optim import build_optimizers, set_lr
+from .optim import build_optimizers, ns_precision, set_step
 from .progress import Progress
 from .schedule import lr_multiplier, warmdown_start
 
@@ -241,7 +241,8 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
         while step < steps:
             if step == wd_start and prewarmdown is None:
                 prewarmdown = model_state(model)
-            set_lr(optimizers, lr_multiplier(step, steps, train_cfg["warmup_steps"], run.warmdown_frac, run.schedule))
+            set_step(optimizers, lr_multiplier(step, steps, train_cfg["warmup_steps"], run.warmdown_frac, run.schedule),
+                     step, train_cfg["muon_momentum"])
             x, y = get_batch(train_tokens, run_data_seed(run), step, batch_size, seq_len, device)
             loss = train_step(forward, params, optimizers, x, y, amp_dtype, train_cfg["grad_clip"])
             step += 1
@@ -289,6 +290,7 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "torch_version": torch.__version__, "threads": torch.get_num_threads(),
         "precision": str(amp_dtype or torch.float32).removeprefix("torch."), "compiled": compiled,
+        "muon_ns_precision": ns_precision(optimizers),
         # Where the run executed: lets the audit and the cluster test tell which scheduler job
         # (and GPU allocation) trained it. Empty outside SLURM.
         "scheduler": {key: os.environ[var] for key, var in SCHEDULER_ENV.items() if var in os.environ},
