@@ -12,14 +12,14 @@ from synthetic import planted_loss
 
 
 def extension_loss(run, rng) -> float:
-    """Below INT4: INT3 follows INT4's boundary one size earlier, INT2 is decisive at 50% from
+    """Below INT4: INT3 follows INT4's boundary one size earlier, INT2 is decisive at 10% from
     30M up, ternary is noise everywhere."""
     n = size_to_number(run.size)
     loss = 4.3 - 0.3 * np.log10(n / 1e6) + 0.2 * (4 - run.bits)
     if run.bits == 3:
         loss += (0.5 if n >= 30e6 else 0.0) * (run.warmdown_frac - 0.33) ** 2
     elif run.bits == 2:
-        loss += (0.5 if n >= 30e6 else 0.0) * (run.warmdown_frac - 0.5) ** 2
+        loss += (0.5 if n >= 30e6 else 0.0) * (run.warmdown_frac - 0.1) ** 2
     return float(loss + rng.normal(0, 0.0005))
 
 
@@ -32,7 +32,7 @@ def runs_table(runs, loss=planted_loss, seed: int = 0) -> pd.DataFrame:
 
 
 def extension_runs(config: dict) -> list:
-    """The config's runs plus INT3/INT2/ternary copies of its INT4 boundary sweep (wd33 vs wd50 or
+    """The config's runs plus INT3/INT2/ternary copies of its INT4 boundary sweep (wd33 vs wd10 or
     whatever the config compares), as an extension grid would add them."""
     runs = expand_runs(config)
     int4 = [r for r in runs if r.bits == 4]

@@ -1,6 +1,8 @@
 import json
 
 import pytest
+
+from qatgrid.grid import expand_runs
 import yaml
 
 from conftest import REPO, load_default_config
@@ -99,7 +101,9 @@ def test_estimate_from_measured_run_costs_by_hand(tmp_path):
     md = report(cfg, grid_table(cfg, tmp_path / "results", tmp_path))
     assert "0.1M: throughput and per-run overhead measured on `test-cpu` (test-cpu.json)" in md
     assert "0.16M, 0.2M: `audit.tokens_per_second` (tokens / rate; no per-run overhead)" in md
-    assert f"| 0.16M | 24 | {24 * 102400 / 7000 / 3600:.4g} | audit.tokens_per_second |" in md
+    n = per_size["0.16M"]["runs"]
+    assert n == sum(r.size == "0.16M" for r in expand_runs(cfg))
+    assert f"| 0.16M | {n} | {n * 102400 / 7000 / 3600:.4g} | audit.tokens_per_second |" in md
 
 
 def test_paper_estimate_says_it_fell_back_without_a_gpu_measurement(tmp_path):

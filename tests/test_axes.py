@@ -38,7 +38,7 @@ def test_old_ids_unchanged_new_axes_get_a_suffix_and_round_trip():
 
 def test_default_grid_keeps_its_earlier_ids():
     ids = [r.id for r in expand_runs(load_default_config())]
-    assert ids[0] == "phase2/fp16/0.1M/wd20/lr1x/muon-linear-x1/seed0"
+    assert ids[0] == "phase2/fp16/0.1M/wd10/lr1x/muon-linear-x1/seed0"
     assert not any("-bs" in i or "-data" in i for i in ids if not i.startswith("phase6"))
     assert sum(i.endswith("-bs4") for i in ids) == sum(i.endswith("-bs16") for i in ids) == 2
     assert {parse_run_id(i).data_seed for i in ids if i.startswith("phase6-data")} == {0, 1}

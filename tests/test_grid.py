@@ -47,7 +47,7 @@ def test_missing_axis_names_the_axis():
 def test_default_grid_size():
     runs = expand_runs(load_default_config())
     # phase2 + INT4 + 2 arms + held-out + phase6 (batch pair, data orders, INT3/INT2/ternary)
-    assert len(runs) == 3 * 2 * 3 * 2 + 2 * 2 * 3 + 2 * (2 * 2) + 2 * 2 + (2 * 2 + 2 * 2 + 3 * 2)
+    assert len(runs) == 3 * 2 * 4 * 2 + 2 * 2 * 3 + 2 * (2 * 2) + 2 * 2 + (2 * 2 + 2 * 2 + 3 * 2)
 
 
 def test_every_default_run_id_matches_the_snakemake_wildcard():
