@@ -3,6 +3,7 @@ import os
 import signal
 
 import pytest
+import torch
 
 from qatgrid.data.text import build_text_data
 from qatgrid import train as train_module
@@ -150,3 +151,16 @@ def test_sigkill_at_a_random_step_then_rerun_is_bitwise_identical(data_dir, tmp_
     resumed = json.loads((tmp_path / "k" / "out" / "metrics.json").read_text())
     assert resumed["final_val_loss"] == reference["final_val_loss"]
     assert [e["train_loss"] for e in resumed["curve"]] == [e["train_loss"] for e in reference["curve"]]
+
+
+def test_a_kill_between_checkpoint_and_checksum_falls_back_to_the_previous_one(tmp_path):
+    """Rotation keeps an intact pair at every instant: after rotate() and a new last.pt whose checksum
+    was never written (the job killed in between), prev.pt still loads."""
+    train_module.save_checkpoint(tmp_path / "last.pt", {"step": 3})
+    train_module.rotate(tmp_path)
+    assert train_module.load_state(tmp_path)["step"] == 3  # right after rotation: last.pt itself
+    torch.save({"step": 6}, tmp_path / "new.pt")  # written aside and renamed in, as save_checkpoint does;
+    os.replace(tmp_path / "new.pt", tmp_path / "last.pt")  # its checksum never written: the kill lands here
+    assert train_module.load_state(tmp_path)["step"] == 3
+    train_module.save_checkpoint(tmp_path / "last.pt", {"step": 6})
+    assert train_module.load_state(tmp_path)["step"] == 6

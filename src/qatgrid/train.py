@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -166,10 +167,21 @@ def load_checkpoint(path: Path) -> dict | None:
 
 
 def rotate(state_dir: Path) -> None:
-    """Keep the previous checkpoint as prev.pt, so a corrupt last.pt still leaves one to resume from."""
+    """Keep the previous checkpoint as prev.pt, so a corrupt last.pt still leaves one to resume from.
+
+    prev.pt is a hard link (a copy where links are not supported) of last.pt, never a rename: at
+    every instant one intact pair of checkpoint and checksum exists, whenever a kill lands. (Renaming
+    the two files one after the other left a window with neither pair intact.)"""
+    if not (state_dir / "last.pt").exists():
+        return
+    for name in ("prev.pt.sha256", "prev.pt"):
+        (state_dir / name).unlink(missing_ok=True)
     for name in ("last.pt", "last.pt.sha256"):
         if (state_dir / name).exists():
-            os.replace(state_dir / name, state_dir / name.replace("last", "prev"))
+            try:
+                os.link(state_dir / name, state_dir / name.replace("last", "prev"))
+            except OSError:
+                shutil.copy2(state_dir / name, state_dir / name.replace("last", "prev"))
 
 
 def load_state(state_dir: Path) -> dict | None:
