@@ -164,3 +164,32 @@ def test_a_kill_between_checkpoint_and_checksum_falls_back_to_the_previous_one(t
     assert train_module.load_state(tmp_path)["step"] == 3
     train_module.save_checkpoint(tmp_path / "last.pt", {"step": 6})
     assert train_module.load_state(tmp_path)["step"] == 6
+
+
+@pytest.mark.parametrize("stop_after", [0, 1])
+def test_a_kill_inside_rotation_leaves_a_loadable_checkpoint(tmp_path, monkeypatch, stop_after):
+    """Stop rotate() after each of its file operations (a SIGKILL landing there): some intact
+    checkpoint must remain loadable."""
+    for step in (3, 6):
+        train_module.rotate(tmp_path)
+        train_module.save_checkpoint(tmp_path / "last.pt", {"step": step})
+
+    class Killed(Exception):
+        pass
+
+    calls = []
+
+    def dying(real):
+        def op(*args, **kwargs):
+            if len(calls) >= stop_after:
+                raise Killed
+            calls.append(args)
+            return real(*args, **kwargs)
+        return op
+
+    monkeypatch.setattr(train_module.os, "replace", dying(os.replace))
+    monkeypatch.setattr(train_module.os, "link", dying(os.link))
+    with pytest.raises(Killed):
+        train_module.rotate(tmp_path)
+    monkeypatch.undo()
+    assert train_module.load_state(tmp_path)["step"] in (3, 6)
