@@ -29,10 +29,10 @@ def grid_distance(w: torch.Tensor, bits: int) -> torch.Tensor:
     return (u - torch.round(u)).abs()
 
 
-def probe_weights(state: dict[str, torch.Tensor], bits: int) -> dict:
-    """Mean grid distance per quantised layer and overall (weighted by element count)."""
-    layers, total, count = {}, 0.0, 0
-    totals = dict.fromkeys(PROBE_GRIDS, 0.0)
+def probe_grids(state: dict[str, torch.Tensor]) -> dict[int, dict]:
+    """One pass over the fake-quantised weights: for each grid in PROBE_GRIDS, the mean distance
+    per layer and overall (weighted by element count)."""
+    layers, totals, count = {b: {} for b in PROBE_GRIDS}, dict.fromkeys(PROBE_GRIDS, 0.0), 0
     for name, w in state.items():
         if not is_block_matrix(name, w.ndim):
             continue  # only the fake-quantised Linear weights (not the 2-D resid_mix)
@@ -40,19 +40,29 @@ def probe_weights(state: dict[str, torch.Tensor], bits: int) -> dict:
         rows = w.float()[w.float().abs().amax(dim=1) > 0]
         if rows.numel() == 0:
             continue
-        d = grid_distance(rows, bits)
-        layers[name] = float(d.mean())
-        total += float(d.sum())
-        count += d.numel()
+        count += rows.numel()
         for b in PROBE_GRIDS:
-            totals[b] += float(grid_distance(rows, b).sum())
-    return {"grid_bits": bits, "layers": layers, "mean_distance": total / count if count else float("nan"),
-            "n_weights": count,
-            "distances": {bits_label(b): t / count if count else float("nan") for b, t in totals.items()}}
+            d = grid_distance(rows, b)
+            layers[b][name] = float(d.mean())
+            totals[b] += float(d.sum())
+    return {b: {"grid_bits": b, "layers": layers[b], "mean_distance": totals[b] / count if count else float("nan"),
+                "n_weights": count} for b in PROBE_GRIDS}
+
+
+def distances(grids: dict[int, dict]) -> dict[str, float]:
+    """Mean distance to each grid, keyed by its label (int8 ... int2, ternary)."""
+    return {bits_label(b): g["mean_distance"] for b, g in grids.items()}
+
+
+def probe_weights(state: dict[str, torch.Tensor], bits: int) -> dict:
+    """The probe against the `bits` grid, with the distances to every grid beside it."""
+    grids = probe_grids(state)
+    return {**grids[bits], "distances": distances(grids)}
 
 
 def probe_checkpoint(path: str) -> dict:
     """The probe of one run: its pre-warmdown checkpoint's distance to each grid in PROBE_GRIDS."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    grids = probe_grids(ckpt["model"])
     return {"run_id": ckpt["run_id"], "run_bits": ckpt["bits"], "size": ckpt["size"],
-            "grids": {str(b): probe_weights(ckpt["model"], b) for b in PROBE_GRIDS}}
+            "grids": {str(b): g for b, g in grids.items()}, "distances": distances(grids)}
