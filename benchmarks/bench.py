@@ -3,7 +3,7 @@ pipeline overheads, each against the project's targets.
 
     python benchmarks/bench.py               # full mode on this machine
     python benchmarks/bench.py --quick       # CPU-CI-sized: fewer sizes and steps
-    python benchmarks/bench.py --pipeline    # also time the default pipeline (~12 min on 2 cores)
+    python benchmarks/bench.py --pipeline    # also time the default pipeline (bench_pipeline.py compares revisions)
 
 Writes benchmarks/results/<machine>.json and .md (<machine>-quick.* in quick mode) and prints
 the table. Every timing is a median over repeated steps after warm-up, with its interquartile
@@ -21,7 +21,6 @@ import os
 import platform
 import re
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -222,10 +221,10 @@ def main() -> None:
     results["pipeline"]["dry_run_paper_s"] = quartiles(dry)
     print(f"snakemake -n (paper grid): median {statistics.median(dry):.1f} s", flush=True)
     if args.pipeline:
+        from bench_pipeline import export, run_pipeline  # this folder; compares revisions as well
         with tempfile.TemporaryDirectory() as tmp:
-            for item in ["Snakefile", "rules", "workflow", "config", "envs", "profiles"]:
-                (shutil.copytree if (REPO / item).is_dir() else shutil.copy)(REPO / item, Path(tmp) / item)
-            wall = timed(snakemake + ["--cores", "all"], Path(tmp), 1)[0]
+            export(None, Path(tmp))
+            wall = run_pipeline(Path(tmp), {})["wall_s"]
         results["pipeline"]["default_pipeline_s"] = wall
         print(f"default pipeline: {wall:.0f} s", flush=True)
 

@@ -1,8 +1,10 @@
-"""CPU training-step time with Muon's Newton-Schulz in bf16 (torch.optim.Muon, before) and in
-fp32 (qatgrid.muon.Muon as the pipeline builds it on CPU, after), at the CPU sizes of the
-default grid (0.16M INT6 is the profiled case of the issue).
+"""CPU training-step time with the optimisers the pipeline used before (torch.optim.Muon, whose
+Newton-Schulz runs in bf16, and torch.optim.Adam) and after (qatgrid.muon.Muon in fp32 on CPU and
+qatgrid.adam.Adam, as the pipeline builds them), at the CPU sizes of the default grid (0.16M INT6
+is the profiled case of the issue).
 
     python benchmarks/muon_precision.py [--steps 30] [--bits 6]
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/muon_precision.py   # as a CPU without native bf16
 
 Both arms step the same model shape on the same batch (default config: 8 x 128 tokens, one
 thread) in one process, alternating step by step so machine load hits both alike. Prints the
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -23,6 +26,8 @@ from qatgrid.model import GPT, ModelConfig
 from qatgrid.optim import build_optimizers, split_params
 from qatgrid.train import train_step
 
+from bench_pipeline import cpu_flags  # this folder
+
 REPO = Path(__file__).resolve().parents[1]
 LR = {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003}
 
@@ -31,9 +36,10 @@ def arm(size: str, bits: int, before: bool, seq_len: int):
     torch.manual_seed(0)
     model = GPT(ModelConfig.from_size(size, vocab_size=1024, seq_len=seq_len, bits=bits))
     opts = build_optimizers(model, "muon", LR, 1.0, 0.0)
-    if before:  # what the pipeline ran before: torch.optim.Muon, bf16 Newton-Schulz
+    if before:  # what the pipeline ran before: torch.optim.Muon (bf16 Newton-Schulz) and torch.optim.Adam
         matrices, _, _ = split_params(model)
-        opts[0] = torch.optim.Muon(matrices, lr=LR["muon"], momentum=0.95, nesterov=True, weight_decay=0.0)
+        opts = [torch.optim.Muon(matrices, lr=LR["muon"], momentum=0.95, nesterov=True, weight_decay=0.0),
+                torch.optim.Adam(opts[1].param_groups, lr=LR["embed"], betas=(0.9, 0.95), eps=1e-8)]
     return model, list(model.parameters()), opts
 
 
@@ -62,17 +68,22 @@ def main() -> None:
         before, after = (statistics.median(times[n]) * 1e3 for n in ("before", "after"))
         rows.append({"size": size, "bits": args.bits, "before_ms": round(before, 2), "after_ms": round(after, 2),
                      "speedup": round(before / after, 2)})
-        print(f"{size} int{args.bits}: step {before:.1f} ms (bf16 NS, torch.optim.Muon) -> {after:.1f} ms "
-              f"(fp32 NS, qatgrid Muon), x{before / after:.2f}")
+        print(f"{size} int{args.bits}: step {before:.1f} ms (torch.optim Muon bf16 NS + Adam) -> {after:.1f} ms "
+              f"(qatgrid Muon fp32 NS + Adam), x{before / after:.2f}")
+    flags = cpu_flags()
     result = {"machine": platform.machine(), "processor": platform.processor(), "torch": torch.__version__,
+              "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
+              "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"),
               "threads": 1, "batch": args.batch, "seq_len": args.seq, "steps": args.steps, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "muon_precision.json").write_text(json.dumps(result, indent=1) + "\n")
+    stem = args.out / ("muon_precision" + (f"-{result['onednn_max_cpu_isa'].lower()}" if result["onednn_max_cpu_isa"] else ""))
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     lines = ["| size | bits | step before (ms, bf16 NS) | step after (ms, fp32 NS) | speed-up |", "|---|---|---|---|---|"]
     lines += [f"| {r['size']} | {r['bits']} | {r['before_ms']} | {r['after_ms']} | {r['speedup']}x |" for r in rows]
-    (args.out / "muon_precision.md").write_text(
+    stem.with_suffix(".md").write_text(
         f"Median CPU training step (one thread, batch {args.batch} x {args.seq}, {args.steps} steps after "
-        f"{args.warmup} warm-up, arms alternating in one process), torch {torch.__version__}.\n\n"
+        f"{args.warmup} warm-up, arms alternating in one process), torch {torch.__version__}, native bf16: "
+        f"{result['native_bf16']}, ONEDNN_MAX_CPU_ISA: {result['onednn_max_cpu_isa'] or 'unset'}.\n\n"
         + "\n".join(lines) + "\n")
 
 

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from qatgrid.model import CONTROL_TENSOR_NAMES, GPT, ModelConfig, count_params, is_block_matrix, rms_norm
+from qatgrid.model import (CONTROL_TENSOR_NAMES, GPT, ModelConfig, count_params, is_block_matrix, rms_norm,
+                           softcap)
 from qatgrid.sizes import SIZES, size_to_number
 from qatgrid.quant import QATLinear
 
@@ -93,6 +94,20 @@ def test_forward_shapes_causality_and_quant_layers():
     assert len(qlayers) == 6 * 3 and all(m.bits == 6 for m in qlayers)
     loss = model(x, x)
     assert loss.ndim == 0 and 0 < loss.item() < 10
+
+
+def test_softcap_is_cap_tanh_in_value_and_gradient():
+    x = torch.cat([torch.linspace(-300, 300, 2001), torch.randn(1000) * 5]).double().requires_grad_()
+    ref = 30.0 * torch.tanh(x / 30.0)  # the baseline's form, in float64
+    (grad_ref,) = torch.autograd.grad(ref.sum(), x)
+    x32 = x.detach().float().requires_grad_()
+    ours = softcap(x32, 30.0)
+    (grad,) = torch.autograd.grad(ours.sum(), x32)
+    assert ours.dtype == torch.float32
+    assert (ours.double() - ref).abs().max() < 8 * 30.0 * torch.finfo(torch.float32).eps  # a few ulp of the cap
+    assert (grad.double() - grad_ref).abs().max() < 1e-5
+    assert ours.abs().max() <= 30.0 and softcap(torch.tensor([1e9, -1e9]), 30.0).tolist() == [30.0, -30.0]
+    assert softcap(torch.tensor([0.0]), 30.0).item() == 0.0
 
 
 def test_unknown_size_lists_known_ones():

@@ -62,6 +62,14 @@ def rms_norm(x: torch.Tensor) -> torch.Tensor:
     return F.rms_norm(x, (x.size(-1),))
 
 
+def softcap(logits: torch.Tensor, cap: float) -> torch.Tensor:
+    """cap * tanh(logits / cap), in fp32, written as 2 cap sigmoid(2 logits / cap) - cap (the same
+    function): the CPU tanh kernel is 10x slower than sigmoid's, and with a 1024-token vocabulary
+    this one elementwise op was a fifth of a CPU-miniature training step. In fp32 the two forms
+    agree to within a few ulp of cap (tests/test_model.py)."""
+    return torch.sigmoid(logits.float() * (2.0 / cap)) * (2.0 * cap) - cap
+
+
 def channel(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """A per-channel fp32 control vector in x's dtype (bf16 under autocast)."""
     return v.to(x.dtype)
@@ -162,11 +170,10 @@ class GPT(nn.Module):
                 x = x + channel(self.skip_weights[i], x) * skips.pop()
             x = block(x, x0)
         logits = F.linear(rms_norm(x), self.embed.weight)
-        cap = self.cfg.logit_softcap
-        logits = cap * torch.tanh(logits / cap)
+        logits = softcap(logits, self.cfg.logit_softcap)
         if targets is None:
             return logits
-        return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1))
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
 
 
 def count_params(model: nn.Module) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import torch
 
+from .adam import Optimizer
+
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 
@@ -29,7 +31,7 @@ def newton_schulz(g: torch.Tensor, steps: int = 5, eps: float = 1e-7,
     return x.T if tall else x
 
 
-class Muon(torch.optim.Optimizer):
+class Muon(Optimizer):
     """Muon for 2-D parameters. `momentum` may be changed per step through the param groups
     (the baseline warms it up); `ns_dtype` is the precision of the Newton-Schulz iteration."""
 
@@ -44,8 +46,7 @@ class Muon(torch.optim.Optimizer):
                     raise ValueError(f"Muon takes 2-D parameters only, got shape {tuple(p.shape)}")
 
     @torch.no_grad()
-    def step(self, closure=None):
-        loss = None if closure is None else torch.enable_grad()(closure)()
+    def step(self) -> None:
         for group in self.param_groups:
             lr, m = group["lr"], group["momentum"]
             for p in group["params"]:
@@ -62,4 +63,3 @@ class Muon(torch.optim.Optimizer):
                 if group["weight_decay"]:
                     p.mul_(1 - lr * group["weight_decay"])
                 p.add_(update.to(p.dtype), alpha=-lr * max(1.0, p.size(0) / p.size(1)) ** 0.5)
-        return loss

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from .adam import Adam, Optimizer
 from .model import is_block_matrix
 from .muon import Muon
 
@@ -40,19 +41,19 @@ def ns_dtype_for(device: torch.device) -> torch.dtype:
 
 
 def build_optimizers(model: torch.nn.Module, optimizer: str, lr: dict, lr_mult: float,
-                     weight_decay: float) -> list[torch.optim.Optimizer]:
+                     weight_decay: float) -> list[Optimizer]:
     """Each param group remembers its base LR in 'base_lr' so the schedule can scale it."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     matrices, control, embed = split_params(model)
     if optimizer == "adamw":
-        opts = [torch.optim.AdamW([{"params": matrices + control + embed}], lr=lr["adamw"] * lr_mult,
-                                  betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=weight_decay, fused=False)]
+        opts = [Adam(matrices + control + embed, lr=lr["adamw"] * lr_mult, betas=ADAM_BETAS, eps=ADAM_EPS,
+                     weight_decay=weight_decay)]
     else:
         muon = Muon(matrices, lr=lr["muon"] * lr_mult, momentum=MOMENTUM_DEFAULT["end"], nesterov=True,
                     weight_decay=weight_decay, ns_dtype=ns_dtype_for(matrices[0].device))
-        adam = torch.optim.Adam([{"params": embed, "lr": lr["embed"] * lr_mult},
-                                 {"params": control, "lr": lr["scalar"] * lr_mult}], betas=ADAM_BETAS, eps=ADAM_EPS)
+        adam = Adam([{"params": embed, "lr": lr["embed"] * lr_mult}, {"params": control, "lr": lr["scalar"] * lr_mult}],
+                    lr=lr["embed"] * lr_mult, betas=ADAM_BETAS, eps=ADAM_EPS)
         opts = [muon, adam]
     for opt in opts:
         for group in opt.param_groups:
@@ -66,13 +67,13 @@ def muon_momentum(step: int, schedule: dict) -> float:
     return (1 - frac) * schedule["start"] + frac * schedule["end"]
 
 
-def set_lr(optimizers: list[torch.optim.Optimizer], multiplier: float) -> None:
+def set_lr(optimizers: list[Optimizer], multiplier: float) -> None:
     for opt in optimizers:
         for group in opt.param_groups:
             group["lr"] = group["base_lr"] * multiplier
 
 
-def set_step(optimizers: list[torch.optim.Optimizer], lr_mult: float, step: int, momentum: dict) -> None:
+def set_step(optimizers: list[Optimizer], lr_mult: float, step: int, momentum: dict) -> None:
     """Everything that changes per step: the LR multiplier, and Muon's momentum."""
     set_lr(optimizers, lr_mult)
     for opt in optimizers:
@@ -81,7 +82,7 @@ def set_step(optimizers: list[torch.optim.Optimizer], lr_mult: float, step: int,
                 group["momentum"] = muon_momentum(step, momentum)
 
 
-def ns_precision(optimizers: list[torch.optim.Optimizer]) -> str | None:
+def ns_precision(optimizers: list[Optimizer]) -> str | None:
     """The Newton-Schulz dtype of the run's Muon ('float32' / 'bfloat16'), None without Muon."""
     for opt in optimizers:
         if isinstance(opt, Muon):

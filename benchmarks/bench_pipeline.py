@@ -1,0 +1,119 @@
+"""Wall time of the default pipeline (`snakemake --cores all` on a fresh copy), for one or more git
+revisions measured in one session, so that a change is compared with its baseline on the same machine.
+
+    python benchmarks/bench_pipeline.py                        # the working tree, once
+    python benchmarks/bench_pipeline.py --revs a5b1624 HEAD --repeats 2
+    python benchmarks/bench_pipeline.py --revs a5b1624 HEAD --env ONEDNN_MAX_CPU_ISA=AVX2
+
+Each revision is exported (`git archive`) into a temporary folder and run with this interpreter's
+environment; repeats alternate between revisions so that machine load hits them alike. `--env`
+sets variables for the pipeline: `ONEDNN_MAX_CPU_ISA=AVX2` makes oneDNN ignore a CPU's native bf16
+instructions, which is how a CPU without them (most laptops) runs bf16 matmuls. Prints, and writes
+to benchmarks/results/pipeline-<machine>[-<env>].json and .md: median wall time per revision, its
+runs and jobs, and each revision's time relative to the first.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_ITEMS = ["Snakefile", "rules", "workflow", "config", "envs", "profiles", "src"]
+
+
+def cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    return set(line.split(":", 1)[-1].split())
+
+
+def machine_name() -> str:
+    return f"cpu-{os.uname().machine.replace('_', '-')}-{os.cpu_count()}core"
+
+
+def export(rev: str | None, dest: Path) -> str:
+    """The workflow files of `rev` (the working tree when None) in dest; returns the commit described."""
+    if rev is None:
+        for item in WORKFLOW_ITEMS:
+            src = REPO / item
+            if src.exists():
+                subprocess.run(["cp", "-r", str(src), str(dest / item)], check=True)
+        return "working tree"
+    archive = subprocess.run(["git", "archive", rev], cwd=REPO, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def run_pipeline(workdir: Path, env: dict) -> dict:
+    """One `snakemake --cores all` from scratch; wall seconds, jobs run, and runs trained."""
+    # The exported src/ comes first on the path: each revision runs its own package.
+    env = {**os.environ, **env, "PYTHONPATH": str(workdir / "src")}
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "all"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"pipeline failed in {workdir}:\n{proc.stderr[-3000:]}")
+    jobs = re.findall(r"(\d+) of (\d+) steps \(100%\) done", proc.stderr)
+    runs = len(list((workdir / "results" / "runs").rglob("metrics.json")))
+    return {"wall_s": wall, "jobs": int(jobs[-1][1]) if jobs else None, "runs": runs}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--revs", nargs="*", default=[None], help="git revisions (default: the working tree)")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = ap.parse_args()
+    env = dict(item.split("=", 1) for item in args.env)
+    labels = [rev or "working tree" for rev in args.revs]
+    samples: dict[str, list[dict]] = {label: [] for label in labels}
+    commits = {}
+    for repeat in range(args.repeats):
+        for rev, label in zip(args.revs, labels):
+            with tempfile.TemporaryDirectory() as tmp:
+                commits[label] = export(rev, Path(tmp))
+                result = run_pipeline(Path(tmp), env)
+            samples[label].append(result)
+            print(f"[{repeat + 1}/{args.repeats}] {label} ({commits[label]}): {result['wall_s']:.1f} s, "
+                  f"{result['runs']} runs, {result['jobs']} jobs", flush=True)
+
+    flags = cpu_flags()
+    rows = []
+    first = statistics.median(s["wall_s"] for s in samples[labels[0]])
+    for label in labels:
+        walls = [s["wall_s"] for s in samples[label]]
+        med = statistics.median(walls)
+        rows.append({"rev": label, "commit": commits[label], "walls_s": [round(w, 1) for w in walls],
+                     "median_s": round(med, 1), "runs": samples[label][-1]["runs"], "jobs": samples[label][-1]["jobs"],
+                     "relative_to_first": round(med / first, 3)})
+        print(f"{label} ({commits[label]}): median {med:.1f} s over {len(walls)}, x{med / first:.2f} of {labels[0]}")
+    result = {"machine": machine_name(), "cpus": os.cpu_count(), "env": env,
+              "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}), "repeats": args.repeats, "rows": rows}
+    suffix = "".join(f"-{k.lower()}-{v.lower()}" for k, v in env.items())
+    stem = args.out / f"pipeline-{machine_name()}{suffix}"
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    lines = [f"Default pipeline, `snakemake --cores all` from scratch, {os.cpu_count()} CPUs, "
+             f"native bf16: {result['native_bf16']}, env: {env or 'none'}.", "",
+             "| revision | commit | runs | jobs | wall (s), each | median (s) | vs first |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['rev']} | {r['commit']} | {r['runs']} | {r['jobs']} | {', '.join(map(str, r['walls_s']))} | "
+              f"{r['median_s']} | {r['relative_to_first']:.2f}x |" for r in rows]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
