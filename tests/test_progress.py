@@ -108,7 +108,6 @@ def test_killed_and_resumed_run_leaves_every_logged_step_exactly_once(data_dir, 
 
 
 def test_tensorboard_events_hold_the_runs_losses(data_dir, tmp_path):
-    pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     m = train(data_dir, tmp_path, logging_cfg={"tensorboard": True})
