@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import machine_name  # this folder: results files share one machine name
+
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_ITEMS = ["Snakefile", "rules", "workflow", "config", "envs", "profiles", "src"]
 
@@ -36,10 +38,6 @@ def cpu_flags() -> set[str]:
         return set()
     line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
     return set(line.split(":", 1)[-1].split())
-
-
-def machine_name() -> str:
-    return f"cpu-{os.uname().machine.replace('_', '-')}-{os.cpu_count()}core"
 
 
 def export(rev: str | None, dest: Path) -> str:

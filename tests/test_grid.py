@@ -66,3 +66,16 @@ def test_job_resources_per_size_and_doubling_on_retry():
     assert [job_resources(cfg, large, attempt)["runtime"] for attempt in (1, 2, 3)] == [150, 300, 600]
     assert job_resources(cfg, large)["threads"] == 4  # train.threads when the size names none
     assert job_resources(cfg, other, attempt=2) == {"runtime": 120, "mem_mb": 16000, "threads": 4}
+
+
+def test_package_train_defaults_match_the_schema():
+    """Snakemake fills train.hold_tokens / lr_batch_rule from the schema; direct API calls use TRAIN_DEFAULTS."""
+    from pathlib import Path
+
+    import yaml
+
+    from qatgrid.grid import TRAIN_DEFAULTS
+    schema = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema" / "config.schema.yaml").read_text())
+    train = schema["properties"]["train"]["properties"]
+    assert {key: train[key]["default"] for key in TRAIN_DEFAULTS} == TRAIN_DEFAULTS == {"hold_tokens": True,
+                                                                                       "lr_batch_rule": "sqrt"}

@@ -29,6 +29,7 @@ SWEEP_DEFAULTS = {"lr_mults": [1.0], "optimizers": ["muon"], "schedules": ["line
 SUPPORTED_BITS = (16, 8, 6, 4, 3, 2, 1)
 BITS_BY_NAME = {"fp16": 16, "ternary": 1, **{f"int{b}": b for b in (8, 6, 4, 3, 2)}}
 LR_BATCH_RULES = {"hold": 0.0, "sqrt": 0.5, "linear": 1.0}  # lr x (batch / train.batch_size) ** exponent
+TRAIN_DEFAULTS = {"hold_tokens": True, "lr_batch_rule": "sqrt"}
 
 
 @dataclass(frozen=True, order=True)
@@ -153,13 +154,23 @@ def run_data_seed(run: Run) -> int:
     return run.data_seed if run.data_seed is not None else run.seed
 
 
-def total_steps(train_cfg: dict, run: Run) -> int:
-    """Optimiser steps of one run. With train.hold_tokens (default true) a run at another batch size
-    keeps the token budget of train.steps x train.batch_size sequences, so its steps scale inversely."""
-    steps = max(1, round(train_cfg["steps"] * run.length_mult))
-    if run.batch_size is None or not train_cfg.get("hold_tokens", True):
+def train_option(train_cfg: dict, key: str):
+    """train.hold_tokens / train.lr_batch_rule, with their defaults where a config leaves them out."""
+    return train_cfg.get(key, TRAIN_DEFAULTS[key])
+
+
+def scheduled_steps(train_cfg: dict, length_mult: float, batch_size: int | None = None) -> int:
+    """Optimiser steps at a length multiple and batch size. With train.hold_tokens a run at another batch
+    size keeps the token budget of train.steps x train.batch_size sequences, so its steps scale inversely."""
+    steps = max(1, round(train_cfg["steps"] * length_mult))
+    if batch_size is None or not train_option(train_cfg, "hold_tokens"):
         return steps
-    return max(1, steps * train_cfg["batch_size"] // run.batch_size)
+    return max(1, steps * train_cfg["batch_size"] // batch_size)
+
+
+def total_steps(train_cfg: dict, run: Run) -> int:
+    """Optimiser steps of one run."""
+    return scheduled_steps(train_cfg, run.length_mult, run.batch_size)
 
 
 def total_tokens(train_cfg: dict, run: Run) -> int:
@@ -170,7 +181,7 @@ def total_tokens(train_cfg: dict, run: Run) -> int:
 def lr_batch_factor(train_cfg: dict, run: Run) -> float:
     """LR multiplier for a run's batch size: (batch / train.batch_size) ** e, e from train.lr_batch_rule
     (hold: 0, sqrt: 0.5, linear: 1). 1 for runs at the default batch size."""
-    exponent = LR_BATCH_RULES[train_cfg.get("lr_batch_rule", "sqrt")]
+    exponent = LR_BATCH_RULES[train_option(train_cfg, "lr_batch_rule")]
     return (run_batch_size(train_cfg, run) / train_cfg["batch_size"]) ** exponent
 
 
@@ -216,12 +227,12 @@ def check_new_axes(config: dict) -> None:
                              "size its own sweep (phase) so the analyses keep them apart")
         for bs in batch_sizes:
             for length in sweep.get("length_mults", SWEEP_DEFAULTS["length_mults"]):
-                steps = max(1, round(train["steps"] * length))
-                if train.get("hold_tokens", True) and steps * train["batch_size"] % bs:
+                steps = scheduled_steps(train, length)
+                if train_option(train, "hold_tokens") and steps * train["batch_size"] % bs:
                     raise ValueError(
                         f"sweeps[{i}].batch_sizes: {bs} does not divide the held token budget of {steps} steps x "
                         f"train.batch_size {train['batch_size']} sequences (train.hold_tokens is true)")
-                run_steps = steps * train["batch_size"] // bs if train.get("hold_tokens", True) else steps
+                run_steps = scheduled_steps(train, length, bs)
                 if run_steps <= train["warmup_steps"]:
                     raise ValueError(f"sweeps[{i}].batch_sizes: {bs} leaves {run_steps} steps, not more than "
                                      f"train.warmup_steps ({train['warmup_steps']})")

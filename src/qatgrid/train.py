@@ -26,7 +26,7 @@ import torch
 
 from .data import load_data
 from .data.bpb import bits_per_byte
-from .grid import Run, lr_batch_factor, run_batch_size, run_data_seed, total_steps
+from .grid import Run, lr_batch_factor, run_batch_size, run_data_seed, total_steps, train_option
 from .io import atomic_path, sha256_file, write_json
 from .model import GPT, ModelConfig, count_params
 from .optim import build_optimizers, ns_precision, set_step
@@ -296,7 +296,7 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
         "steps": steps, "steps_done": step, "warmdown_start": wd_start,
         "tokens": step * batch_size * seq_len, "lr": train_cfg["lr"]["adamw" if run.optimizer == "adamw" else "muon"] * lr_mult,
         "batch_size": batch_size, "data_seed": run_data_seed(run),
-        "hold_tokens": train_cfg.get("hold_tokens", True), "lr_batch_rule": train_cfg.get("lr_batch_rule", "sqrt"),
+        "hold_tokens": train_option(train_cfg, "hold_tokens"), "lr_batch_rule": train_option(train_cfg, "lr_batch_rule"),
         "final_val_loss": final_val, "final_val_bpb": bpb, "diverged": diverged, "curve": curve,
         "wall_seconds": elapsed, "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
