@@ -231,3 +231,26 @@ def test_kept_freed_memory_stops_steps_faulting_their_activations_in_again():
         faults[arm] = int(count)
     assert faults["keep"] < 4096, faults
     assert faults["default"] > 3 * faults["keep"], faults
+
+
+EXIT_SCRIPT = """
+import atexit, logging, sys
+from qatgrid.io import exit_without_teardown, setup_logging
+setup_logging(sys.argv[1])
+atexit.register(lambda: print("teardown ran", flush=True))
+logging.getLogger("qatgrid.train").info("outputs written")
+sys.stdout.write("buffered line\\n")  # a pipe: block-buffered until flushed
+exit_without_teardown()
+print("not reached")
+"""
+
+
+def test_exit_without_teardown_flushes_logs_and_streams_and_skips_the_rest(tmp_path):
+    """The train job's last call: exit code 0, the log file and the buffered stdout complete,
+    and nothing after it runs, atexit handlers (the interpreter's teardown) included."""
+    log = tmp_path / "logs" / "job.log"
+    out = subprocess.run([sys.executable, "-c", EXIT_SCRIPT, str(log)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "buffered line\n"
+    assert log.read_text().rstrip().endswith("qatgrid.train INFO outputs written")
+    assert "outputs written" in out.stderr

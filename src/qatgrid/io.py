@@ -55,3 +55,20 @@ def setup_logging(log_path: str | os.PathLike | None) -> None:
         handlers.append(logging.FileHandler(log_path, mode="a"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         handlers=handlers, force=True)
+
+
+def exit_without_teardown() -> None:
+    """End a finished job's process now: flush and close the log handlers and the standard
+    streams, then os._exit(0), skipping the interpreter's teardown.
+
+    Tearing down an interpreter that imported torch takes ~0.45 s on a 2-core CPU (0.9 s to
+    import it), a seventh of a CPU-miniature training job, and does nothing a finished job needs:
+    its outputs are written and closed by then (atomic_path). Call it last, only on success: an
+    exception must still reach the interpreter so the job fails with its traceback."""
+    import logging
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(0)

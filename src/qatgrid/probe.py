@@ -37,7 +37,8 @@ def probe_grids(state: dict[str, torch.Tensor]) -> dict[int, dict]:
         if not is_block_matrix(name, w.ndim):
             continue  # only the fake-quantised Linear weights (not the 2-D resid_mix)
         # Zero-initialised rows that never moved sit trivially on the grid; leave them out.
-        rows = w.float()[w.float().abs().amax(dim=1) > 0]
+        w = w.float()
+        rows = w[w.abs().amax(dim=1) > 0]
         if rows.numel() == 0:
             continue
         count += rows.numel()

@@ -4,7 +4,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # training reads the data folder only, never the hub
 
 from qatgrid.grid import Run
-from qatgrid.io import setup_logging, write_json
+from qatgrid.io import exit_without_teardown, setup_logging, write_json
 from qatgrid.probe import probe_checkpoint
 from qatgrid.train import clear_state, train_run
 
@@ -20,3 +20,4 @@ train_run(run, cfg, str(Path(snakemake.input.meta).parent), str(Path(snakemake.o
 # one queued job) less per run, for a computation that takes milliseconds.
 write_json(snakemake.output.probe, probe_checkpoint(snakemake.output.ckpt_prewarmdown))
 clear_state(snakemake.params.state_dir)
+exit_without_teardown()  # the outputs are written; torch's teardown would add ~0.45 s to every job
