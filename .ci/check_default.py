@@ -13,7 +13,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-CELL = ("phase", "bits", "size", "optimizer", "schedule", "length_mult")
+from qatgrid.stats import CELL  # the columns that name a cell in the tables
 
 
 def read(path: Path) -> list[dict]:

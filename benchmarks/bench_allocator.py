@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 ARMS = ("default", "keep_freed")
 
 
-def child(arm: str, size: str, bits: int, steps: int) -> dict:
+def child(arm: str, size: str, bits: int, steps: int, warmup: int = 0) -> dict:
+    """One arm in this process: `warmup` steps first (not measured), then `steps` measured ones."""
     import torch
 
     from qatgrid.model import ModelConfig
@@ -38,6 +39,8 @@ def child(arm: str, size: str, bits: int, steps: int) -> dict:
     _, forward, params, opts = build_trainer(mcfg, torch.device("cpu"), False, "muon", lr, 1.0, 0.0)
     g = torch.Generator().manual_seed(0)
     x, y = (torch.randint(0, 1024, (8, 128), generator=g) for _ in range(2))
+    for _ in range(warmup):
+        train_step(forward, params, opts, x, y, None, 1.0)
     before = resource.getrusage(resource.RUSAGE_SELF)
     times = []
     for _ in range(steps):
@@ -50,8 +53,9 @@ def child(arm: str, size: str, bits: int, steps: int) -> dict:
             "max_rss_mb": after.ru_maxrss / 1024}
 
 
-def launch(arm: str, size: str, bits: int, steps: int, concurrent: int) -> list[dict]:
-    cmd = [sys.executable, __file__, "--child", arm, "--size", size, "--bits", str(bits), "--steps", str(steps)]
+def launch(arm: str, size: str, bits: int, steps: int, concurrent: int, warmup: int = 0) -> list[dict]:
+    cmd = [sys.executable, __file__, "--child", arm, "--size", size, "--bits", str(bits), "--steps", str(steps),
+           "--warmup", str(warmup)]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(concurrent)]
     out = []
     for p in procs:
@@ -69,12 +73,13 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["0.1M", "0.16M"])
     ap.add_argument("--bits", type=int, default=6)
     ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--warmup", type=int, default=0, help="unmeasured steps first (0: a whole run, as a job)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--concurrent", type=int, default=2)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.size, args.bits, args.steps)))
+        print(json.dumps(child(args.child, args.size, args.bits, args.steps, args.warmup)))
         return
 
     from bench import machine_name  # this folder
@@ -84,7 +89,7 @@ def main() -> None:
         samples = {arm: [] for arm in ARMS}
         for _ in range(args.repeats):
             for arm in ARMS:
-                samples[arm] += launch(arm, size, args.bits, args.steps, args.concurrent)
+                samples[arm] += launch(arm, size, args.bits, args.steps, args.concurrent, args.warmup)
         row = {"size": size, "bits": args.bits}
         for arm in ARMS:
             row[arm] = {key: round(statistics.median(s[key] for s in samples[arm]), 3)
@@ -98,7 +103,7 @@ def main() -> None:
               f"{args.steps}-step loop {d['loop_s']:.2f} -> {k['loop_s']:.2f} s (x{row['loop_ratio']:.2f}), "
               f"minor faults {d['minor_faults']:.0f} -> {k['minor_faults']:.0f}, sys {d['sys_s']:.2f} -> {k['sys_s']:.2f} s, "
               f"peak RSS {d['max_rss_mb']:.0f} -> {k['max_rss_mb']:.0f} MB")
-    result = {"machine": machine_name(), "steps": args.steps, "repeats": args.repeats,
+    result = {"machine": machine_name(), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
               "concurrent": args.concurrent, "batch": "8 x 128", "threads": 1, "rows": rows}
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"allocator-{result['machine']}"

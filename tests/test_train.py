@@ -4,6 +4,7 @@ import platform
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -198,24 +199,7 @@ def test_a_kill_inside_rotation_leaves_a_loadable_checkpoint(tmp_path, monkeypat
     assert train_module.load_state(tmp_path)["step"] in (3, 6)
 
 
-FAULTS_SCRIPT = """
-import resource, sys, torch
-from qatgrid.model import ModelConfig
-from qatgrid.train import build_trainer, keep_freed_memory, train_step
-torch.set_num_threads(1)
-applied = keep_freed_memory() if sys.argv[1] == "keep" else False
-torch.manual_seed(0)
-mcfg = ModelConfig.from_size("0.1M", vocab_size=1024, seq_len=128, bits=6)
-lr = {"muon": 0.02, "embed": 0.02, "scalar": 0.02, "adamw": 0.003}
-_, forward, params, opts = build_trainer(mcfg, torch.device("cpu"), False, "muon", lr, 1.0, 0.0)
-x = y = torch.zeros(8, 128, dtype=torch.long)
-for _ in range(10):
-    train_step(forward, params, opts, x, y, None, 1.0)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(10):
-    train_step(forward, params, opts, x, y, None, 1.0)
-print(applied, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-"""
+ALLOCATOR_BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_allocator.py"
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
@@ -224,13 +208,14 @@ def test_kept_freed_memory_stops_steps_faulting_their_activations_in_again():
     default shape take fewer minor page faults than a single 4 MiB logits buffer faulted in
     anew each step would (10 x 1,024 pages); with glibc's defaults they take several times more."""
     faults = {}
-    for arm in ("default", "keep"):
-        out = subprocess.run([sys.executable, "-c", FAULTS_SCRIPT, arm], capture_output=True, text=True, check=True)
-        applied, count = out.stdout.split()
-        assert applied == str(arm == "keep")
-        faults[arm] = int(count)
-    assert faults["keep"] < 4096, faults
-    assert faults["default"] > 3 * faults["keep"], faults
+    for arm in ("default", "keep_freed"):  # each in a fresh process, as the benchmark runs them
+        out = subprocess.run([sys.executable, str(ALLOCATOR_BENCH), "--child", arm, "--size", "0.1M", "--bits", "6",
+                              "--warmup", "10", "--steps", "10"], capture_output=True, text=True, check=True)
+        result = json.loads(out.stdout)
+        assert result["applied"] is (arm == "keep_freed")
+        faults[arm] = result["minor_faults"]
+    assert faults["keep_freed"] < 4096, faults
+    assert faults["default"] > 3 * faults["keep_freed"], faults
 
 
 EXIT_SCRIPT = """

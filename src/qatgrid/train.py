@@ -61,7 +61,7 @@ def fast_path(train_cfg: dict, device: torch.device) -> tuple[torch.dtype | None
 
 # glibc mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest accepted value on 64-bit
+MMAP_THRESHOLD_BYTES = 32 << 20  # mallopt(3)'s upper limit on 64-bit; buffers above it still get their own mmap
 TRIM_THRESHOLD_BYTES = 1 << 30
 
 
