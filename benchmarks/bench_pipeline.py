@@ -4,6 +4,11 @@ revisions measured in one session, so that a change is compared with its baselin
     python benchmarks/bench_pipeline.py                        # the working tree, once
     python benchmarks/bench_pipeline.py --revs a5b1624 HEAD --repeats 2
     python benchmarks/bench_pipeline.py --revs a5b1624 HEAD --env ONEDNN_MAX_CPU_ISA=AVX2
+    python benchmarks/bench_pipeline.py --revs a5b1624 HEAD+benchmarks/configs/baseline-workload.yaml
+
+A revision may carry a config file as REV+FILE (FILE read from the working tree): the pipeline then
+runs with `--configfile FILE` on top of that revision's config/config.yaml, so that one revision's
+code can be timed on another revision's grid (benchmarks/configs/ holds such grids).
 
 Each revision is exported (`git archive`) into a temporary folder and run with this interpreter's
 environment; repeats alternate between revisions so that machine load hits them alike. `--env`
@@ -54,11 +59,23 @@ def export(rev: str | None, dest: Path) -> str:
                           text=True).stdout.strip()
 
 
-def run_pipeline(workdir: Path, env: dict) -> dict:
+def split_spec(spec: str | None) -> tuple[str | None, Path | None]:
+    """'REV' or 'REV+CONFIG' -> (rev, config file or None); None is the working tree."""
+    if spec is None:
+        return None, None
+    rev, _, config = spec.partition("+")
+    if config and not (REPO / config).is_file():
+        raise SystemExit(f"config file {config!r} (in {spec!r}) not found under {REPO}")
+    return rev, (REPO / config if config else None)
+
+
+def run_pipeline(workdir: Path, env: dict, configfile: Path | None = None) -> dict:
     """One `snakemake --cores all` from scratch; wall seconds, jobs run, and runs trained."""
     # The exported src/ comes first on the path: each revision runs its own package.
     env = {**os.environ, **env, "PYTHONPATH": str(workdir / "src")}
     cmd = [sys.executable, "-m", "snakemake", "--cores", "all"]
+    if configfile is not None:
+        cmd += ["--configfile", str(configfile)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
@@ -71,10 +88,12 @@ def run_pipeline(workdir: Path, env: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--revs", nargs="*", default=[None], help="git revisions (default: the working tree)")
+    ap.add_argument("--revs", nargs="*", default=[None],
+                    help="git revisions, each optionally REV+CONFIG_FILE (default: the working tree)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--name", default="pipeline", help="results file stem (before the machine name)")
     args = ap.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
     labels = [rev or "working tree" for rev in args.revs]
@@ -82,9 +101,10 @@ def main() -> None:
     commits = {}
     for repeat in range(args.repeats):
         for rev, label in zip(args.revs, labels):
+            commit_rev, configfile = split_spec(rev)
             with tempfile.TemporaryDirectory() as tmp:
-                commits[label] = export(rev, Path(tmp))
-                result = run_pipeline(Path(tmp), env)
+                commits[label] = export(commit_rev, Path(tmp))
+                result = run_pipeline(Path(tmp), env, configfile)
             samples[label].append(result)
             print(f"[{repeat + 1}/{args.repeats}] {label} ({commits[label]}): {result['wall_s']:.1f} s, "
                   f"{result['runs']} runs, {result['jobs']} jobs", flush=True)
@@ -102,7 +122,7 @@ def main() -> None:
     result = {"machine": machine_name(), "cpus": os.cpu_count(), "env": env,
               "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}), "repeats": args.repeats, "rows": rows}
     suffix = "".join(f"-{k.lower()}-{v.lower()}" for k, v in env.items())
-    stem = args.out / f"pipeline-{machine_name()}{suffix}"
+    stem = args.out / f"{args.name}-{machine_name()}{suffix}"
     args.out.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     lines = [f"Default pipeline, `snakemake --cores all` from scratch, {os.cpu_count()} CPUs, "
