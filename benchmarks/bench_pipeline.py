@@ -4,7 +4,7 @@ revisions measured in one session, so that a change is compared with its baselin
     python benchmarks/bench_pipeline.py                        # the working tree, once
     python benchmarks/bench_pipeline.py --revs a5b1624 HEAD --repeats 2
     python benchmarks/bench_pipeline.py --revs a5b1624 HEAD --env ONEDNN_MAX_CPU_ISA=AVX2
-    python benchmarks/bench_pipeline.py --revs a5b1624 HEAD+benchmarks/configs/baseline-workload.yaml
+    python benchmarks/bench_pipeline.py --revs a5b1624 HEAD+benchmarks/configs/default-grid-a5b1624.yaml
 
 A revision may carry a config file as REV+FILE (FILE read from the working tree): the pipeline then
 runs with `--configfile FILE` on top of that revision's config/config.yaml, so that one revision's

@@ -35,6 +35,17 @@ def test_dry_run_plans_one_train_job_per_grid_run(wf):
     assert jobs["tokens"] == 1 and "tokenizer" not in jobs  # one pass over the corpus
 
 
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "benchmarks" / "configs").glob("*.yaml")))
+def test_benchmark_grids_plan_the_runs_they_declare(wf, name):
+    """benchmarks/configs/ times today's code on other grids: each must still pass the schema and the
+    config checks on top of config/config.yaml, and plan exactly the runs its audit block declares."""
+    override = yaml.safe_load((REPO / "benchmarks" / "configs" / name).read_text())
+    jobs = planned_jobs(wf, "--configfile", str(REPO / "benchmarks" / "configs" / name))
+    assert jobs["train"] == override["audit"]["expected_runs"]["total"]
+    merged = {**yaml.safe_load((REPO / "config" / "config.yaml").read_text()), "sweeps": override["sweeps"]}
+    assert len(expand_runs(merged)) == jobs["train"]
+
+
 def test_one_figure_needs_a_strict_subset(wf):
     full = planned_outputs(wf)
     penalty = planned_outputs(wf, "results/figures/penalty_law.pdf")
