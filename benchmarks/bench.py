@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from qatgrid.grid import bits_label
 
@@ -45,7 +46,8 @@ def quartiles(xs: list[float]) -> tuple[float, float, float]:
     return float(q1), float(med), float(q3)
 
 
-LR = {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003}  # config/config.yaml's train.lr
+DEFAULT_TRAIN = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]  # the default's settings
+LR = DEFAULT_TRAIN["lr"]
 
 
 def trainer(size: str, bits: int, batch: int, seq: int, threads: int):
@@ -65,7 +67,7 @@ def trainer(size: str, bits: int, batch: int, seq: int, threads: int):
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def step() -> None:
-        train_step(forward, params, optimizers, x, y, amp_dtype, 1.0)
+        train_step(forward, params, optimizers, x, y, amp_dtype, DEFAULT_TRAIN["grad_clip"])
 
     info = {"n_params": count_params(model), "device": str(device), "precision": str(amp_dtype or torch.float32),
             "compiled": compiled}

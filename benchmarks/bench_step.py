@@ -24,17 +24,17 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
-from bench import machine_name  # this folder: results files share one machine name
+from bench import DEFAULT_TRAIN, LR, machine_name  # this folder: the default's settings; one machine name
 from qatgrid.model import ModelConfig, rms_norm, softcap
-from qatgrid.train import build_trainer, setup_device
+from qatgrid.train import build_trainer, setup_device, train_step
 
 REPO = Path(__file__).resolve().parents[1]
-LR = {"muon": 0.02, "embed": 0.02, "scalar": 0.02, "adamw": 0.003}
-MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm"}
+MATMUL_OPS = {"aten::mm": torch.mm, "aten::addmm": torch.addmm, "aten::bmm": torch.bmm}
+GRAD_CLIP = DEFAULT_TRAIN["grad_clip"]
 
 
 def phase_times(forward, params, optimizers, x, y, steps: int) -> dict[str, float]:
-    """Median milliseconds of each part of train_step, timed apart."""
+    """Median milliseconds of each part of qatgrid.train.train_step (the same calls), timed apart."""
     parts = {"forward": [], "backward": [], "clip": [], "optimiser": []}
     for _ in range(steps):
         t0 = time.perf_counter()
@@ -44,7 +44,7 @@ def phase_times(forward, params, optimizers, x, y, steps: int) -> dict[str, floa
             opt.zero_grad(set_to_none=True)
         loss.backward()
         t2 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
         t3 = time.perf_counter()
         for opt in optimizers:
             opt.step()
@@ -71,13 +71,7 @@ def matmul_shapes(forward, params, optimizers, x, y, steps: int) -> tuple[dict, 
     so its times would misstate where an unprofiled step goes."""
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as prof:
         for _ in range(steps):
-            loss = forward(x, y)
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            for opt in optimizers:
-                opt.step()
+            train_step(forward, params, optimizers, x, y, None, GRAD_CLIP)
     calls, flops = {}, 0.0
     for ev in prof.key_averages(group_by_input_shape=True):
         if ev.key in MATMUL_OPS:
@@ -92,8 +86,7 @@ def isolated_matmul_ms(calls: dict) -> float:
     total = 0.0
     for (op, shapes), n in calls.items():
         args = [torch.randn(s) for s in shapes]
-        fn = {"aten::mm": torch.mm, "aten::addmm": torch.addmm, "aten::bmm": torch.bmm}[op]
-        total += n * median_ms(lambda: fn(*args))
+        total += n * median_ms(lambda: MATMUL_OPS[op](*args))
     return total
 
 
@@ -113,7 +106,8 @@ def measure(size: str, bits: int, batch: int, seq: int, vocab: int, warmup: int,
     cfg = ModelConfig.from_size(size, vocab_size=vocab, seq_len=seq, bits=bits)
     model, forward, params, optimizers = build_trainer(cfg, torch.device("cpu"), False, "muon", LR, 1.0, 0.0)
     x, y = torch.randint(0, vocab, (batch, seq)), torch.randint(0, vocab, (batch, seq))
-    phase_times(forward, params, optimizers, x, y, warmup)
+    for _ in range(warmup):
+        train_step(forward, params, optimizers, x, y, None, GRAD_CLIP)
     parts = phase_times(forward, params, optimizers, x, y, steps)
     calls, flops = matmul_shapes(forward, params, optimizers, x, y, profile_steps)
     matmul = isolated_matmul_ms(calls)

@@ -26,10 +26,10 @@ from qatgrid.model import GPT, ModelConfig
 from qatgrid.optim import build_optimizers, split_params
 from qatgrid.train import train_step
 
+from bench import LR  # this folder
 from bench_pipeline import cpu_flags  # this folder
 
 REPO = Path(__file__).resolve().parents[1]
-LR = {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003}
 
 
 def arm(size: str, bits: int, before: bool, seq_len: int):
