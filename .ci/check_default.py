@@ -5,6 +5,7 @@ optima, the wall time it is given and the number of runs and figures; exits 1 on
 
     python .ci/check_default.py [--seconds N] [--results results]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,15 +42,19 @@ def main() -> int:
         best = float(row["best_warmdown"])
         where = "interior" if offered[0] < best < offered[-1] else "EDGE"
         label = "FP16" if row["bits"] == "16" else f"INT{row['bits']}"
-        print(f"phase2 {label:>5} {row['size']:>6}: optimum {best:.0%} of "
-              f"{'/'.join(f'{x:.0%}' for x in offered)} ({where}), mean loss {float(row['best_mean_loss']):.4f}")
+        print(
+            f"phase2 {label:>5} {row['size']:>6}: optimum {best:.0%} of "
+            f"{'/'.join(f'{x:.0%}' for x in offered)} ({where}), mean loss {float(row['best_mean_loss']):.4f}"
+        )
         if where == "EDGE":
             edge.append(row)
     runs = len(read(tables / "runs.csv"))
     figures = len(list((args.results / "figures").glob("*.pdf")))
     timing = f" in {args.seconds:.0f} s" if args.seconds is not None else ""
-    print(f"default pipeline{timing}: {runs} runs, {figures} figures (PDF), "
-          f"optimum interior in {len(cells) - len(edge)}/{len(cells)} Phase 2 cells")
+    print(
+        f"default pipeline{timing}: {runs} runs, {figures} figures (PDF), "
+        f"optimum interior in {len(cells) - len(edge)}/{len(cells)} Phase 2 cells"
+    )
     return 1 if edge else 0
 
 

@@ -12,6 +12,7 @@ together), its FP16 and QAT models stepping in turn so the QAT overhead ratio is
 within one run. Models, device settings and steps come from qatgrid.train (setup_device,
 build_trainer, train_step), as in the pipeline, on the device and precision it would pick.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,15 @@ REPO = Path(__file__).resolve().parents[1]
 BITS = [16, 8, 6, 4]
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' datasheets, for MFU.
 BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
-TARGETS = {"qat_overhead_gpu": 1.10, "qat_overhead_cpu": 1.25, "mfu_100M": 0.40, "mfu_50M": 0.30,
-           "packing_k8": 4.0, "dry_run_s": 10.0, "pipeline_s": 600.0}
+TARGETS = {
+    "qat_overhead_gpu": 1.10,
+    "qat_overhead_cpu": 1.25,
+    "mfu_100M": 0.40,
+    "mfu_50M": 0.30,
+    "packing_k8": 4.0,
+    "dry_run_s": 10.0,
+    "pipeline_s": 600.0,
+}
 
 
 def quartiles(xs: list[float]) -> tuple[float, float, float]:
@@ -54,6 +62,7 @@ def trainer(size: str, bits: int, batch: int, seq: int, threads: int):
     """A step function for a fresh model of this size and bit-width, built and set up as
     qatgrid.train.train_run builds it; returns (step, sync, info)."""
     import torch
+
     from qatgrid.model import ModelConfig, count_params
     from qatgrid.train import build_trainer, fast_path, resolve_device, setup_device, train_step
 
@@ -69,8 +78,12 @@ def trainer(size: str, bits: int, batch: int, seq: int, threads: int):
     def step() -> None:
         train_step(forward, params, optimizers, x, y, amp_dtype, DEFAULT_TRAIN["grad_clip"])
 
-    info = {"n_params": count_params(model), "device": str(device), "precision": str(amp_dtype or torch.float32),
-            "compiled": compiled}
+    info = {
+        "n_params": count_params(model),
+        "device": str(device),
+        "precision": str(amp_dtype or torch.float32),
+        "compiled": compiled,
+    }
     return step, sync, info
 
 
@@ -79,6 +92,7 @@ def step_times(size: str, batch: int, seq: int, warmup: int, steps: int, threads
     round-robin, so machine noise and drift fall on all of them alike and the QAT/FP16 ratio
     compares like with like."""
     import torch
+
     trainers = {bits: trainer(size, bits, batch, seq, threads) for bits in BITS}
     for step, sync, _ in trainers.values():
         for _ in range(warmup):
@@ -94,8 +108,16 @@ def step_times(size: str, batch: int, seq: int, warmup: int, steps: int, threads
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out = []
     for bits, (_, _, info) in trainers.items():
-        r = {"size": size, "bits": bits, **info, "batch": batch, "seq_len": seq, "step_s": quartiles(times[bits]),
-             "tokens_per_s": batch * seq / statistics.median(times[bits]), "peak_rss_mb": rss}
+        r = {
+            "size": size,
+            "bits": bits,
+            **info,
+            "batch": batch,
+            "seq_len": seq,
+            "step_s": quartiles(times[bits]),
+            "tokens_per_s": batch * seq / statistics.median(times[bits]),
+            "peak_rss_mb": rss,
+        }
         if torch.cuda.is_available():
             r["gpu_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
         out.append(r)
@@ -137,7 +159,10 @@ def packing_gain(size: str, k_values: list[int], batch: int, seq: int, steps: in
     rates = {}
     for k in k_values:
         barrier, queue = ctx.Barrier(k), ctx.Queue()
-        procs = [ctx.Process(target=_packed_worker, args=(barrier, queue, size, batch, seq, steps, threads)) for _ in range(k)]
+        procs = [
+            ctx.Process(target=_packed_worker, args=(barrier, queue, size, batch, seq, steps, threads))
+            for _ in range(k)
+        ]
         for p in procs:
             p.start()
         per_run = [queue.get() for _ in procs]
@@ -163,6 +188,7 @@ def timed(cmd: list[str], cwd: Path, repeats: int) -> list[float]:
 
 def machine_name() -> str:
     import torch
+
     if torch.cuda.is_available():
         name = torch.cuda.get_device_name(0)
     else:
@@ -182,7 +208,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import torch
+
     from qatgrid.sizes import SIZES
+
     on_gpu = torch.cuda.is_available()
     threads = 1 if not on_gpu else 4
     if on_gpu:
@@ -194,23 +222,39 @@ def main() -> None:
         batch, seq, warmup, steps = 8, 128, 3, 10 if args.quick else 30
         pack_sizes, pack_k, pack_steps = ["0.1M"], [1, min(2, os.cpu_count())], 10 if args.quick else 30
 
-    results = {"machine": machine_name(), "mode": "quick" if args.quick else "full", "torch": torch.__version__,
-               "device": torch.cuda.get_device_name(0) if on_gpu else f"cpu ({os.cpu_count()} cores)",
-               "targets": TARGETS, "throughput": [], "qat_overhead": {}, "mfu": {}, "packing": [], "pipeline": {}}
+    results = {
+        "machine": machine_name(),
+        "mode": "quick" if args.quick else "full",
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(0) if on_gpu else f"cpu ({os.cpu_count()} cores)",
+        "targets": TARGETS,
+        "throughput": [],
+        "qat_overhead": {},
+        "mfu": {},
+        "packing": [],
+        "pipeline": {},
+    }
 
     for size in sizes:
-        rows = {r["bits"]: r for r in isolated(step_times, size=size, batch=batch, seq=seq, warmup=warmup,
-                                                 steps=steps, threads=threads)}
+        rows = {
+            r["bits"]: r
+            for r in isolated(step_times, size=size, batch=batch, seq=seq, warmup=warmup, steps=steps, threads=threads)
+        }
         for r in rows.values():
-            print(f"{size:>6} {bits_label(r['bits']):>5}: {r['tokens_per_s']:>10.0f} tok/s, step {fmt_q(r['step_s'])}, "
-                  f"RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"{size:>6} {bits_label(r['bits']):>5}: {r['tokens_per_s']:>10.0f} tok/s, step {fmt_q(r['step_s'])}, "
+                f"RSS {r['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
         results["throughput"] += rows.values()
         results["qat_overhead"][size] = {b: rows[b]["step_s"][1] / rows[16]["step_s"][1] for b in BITS[1:]}
         if on_gpu:
             peak = next((v for k, v in BF16_PEAK.items() if k in torch.cuda.get_device_name(0)), None)
             n_layer, d_model = SIZES[size]
             for r in rows.values():
-                r["mfu"] = r["tokens_per_s"] * flops_per_token(r["n_params"], n_layer, d_model, seq) / peak if peak else None
+                r["mfu"] = (
+                    r["tokens_per_s"] * flops_per_token(r["n_params"], n_layer, d_model, seq) / peak if peak else None
+                )
             results["mfu"][size] = {bits_label(b): r["mfu"] for b, r in rows.items()}
 
     for size in pack_sizes:
@@ -224,6 +268,7 @@ def main() -> None:
     print(f"snakemake -n (paper grid): median {statistics.median(dry):.1f} s", flush=True)
     if args.pipeline:
         from bench_pipeline import export, run_pipeline  # this folder; compares revisions as well
+
         with tempfile.TemporaryDirectory() as tmp:
             export(None, Path(tmp))
             wall = run_pipeline(Path(tmp), {})["wall_s"]
@@ -243,41 +288,73 @@ def main() -> None:
 def markdown(res: dict) -> str:
     on_gpu = any(r["device"].startswith("cuda") for r in res["throughput"])
     nm = "not measured (no CUDA device)"
-    lines = [f"# Benchmarks: {res['device']} ({res['mode']} mode, torch {res['torch']})", "",
-             "Step times are medians [interquartile range] over timed steps after warm-up.", "",
-             "## Training throughput", "", "| size | params | bits | tokens/s | step time | peak RSS MB | GPU max alloc MB | MFU |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Benchmarks: {res['device']} ({res['mode']} mode, torch {res['torch']})",
+        "",
+        "Step times are medians [interquartile range] over timed steps after warm-up.",
+        "",
+        "## Training throughput",
+        "",
+        "| size | params | bits | tokens/s | step time | peak RSS MB | GPU max alloc MB | MFU |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in res["throughput"]:
         mfu = f"{r['mfu']:.1%}" if r.get("mfu") is not None else "–"
         gpu_mem = f"{r['gpu_max_allocated_mb']:.0f}" if "gpu_max_allocated_mb" in r else "–"
-        lines.append(f"| {r['size']} | {r['n_params']:,} | {bits_label(r['bits'])} | "
-                     f"{r['tokens_per_s']:,.0f} | {fmt_q(r['step_s'])} | {r['peak_rss_mb']:.0f} | {gpu_mem} | {mfu} |")
+        lines.append(
+            f"| {r['size']} | {r['n_params']:,} | {bits_label(r['bits'])} | "
+            f"{r['tokens_per_s']:,.0f} | {fmt_q(r['step_s'])} | {r['peak_rss_mb']:.0f} | {gpu_mem} | {mfu} |"
+        )
     target = res["targets"]["qat_overhead_gpu" if on_gpu else "qat_overhead_cpu"]
-    lines += ["", f"## QAT overhead (QAT step time / FP16 step time; target ≤ {target:.2f} on {'GPU' if on_gpu else 'CPU'})", "",
-              "| size | int8 | int6 | int4 | met |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"## QAT overhead (QAT step time / FP16 step time; target ≤ {target:.2f} on {'GPU' if on_gpu else 'CPU'})",
+        "",
+        "| size | int8 | int6 | int4 | met |",
+        "|---|---|---|---|---|",
+    ]
     for size, ratios in res["qat_overhead"].items():
-        lines.append(f"| {size} | " + " | ".join(f"{ratios[b]:.3f}" for b in (8, 6, 4))
-                     + f" | {'yes' if max(ratios.values()) <= target else 'no'} |")
+        lines.append(
+            f"| {size} | "
+            + " | ".join(f"{ratios[b]:.3f}" for b in (8, 6, 4))
+            + f" | {'yes' if max(ratios.values()) <= target else 'no'} |"
+        )
     if not on_gpu:
         lines.append(f"| GPU (target ≤ {res['targets']['qat_overhead_gpu']:.2f}) | {nm} | | | |")
     lines += ["", "## Model FLOPs utilisation (bf16; targets ≥ 40% at 100M, ≥ 30% at 50M on an H100)", ""]
     if res["mfu"]:
         lines += ["| size | " + " | ".join(next(iter(res["mfu"].values())).keys()) + " |", "|---|---|---|---|---|"]
-        lines += [f"| {s} | " + " | ".join(f"{v:.1%}" if v is not None else "unknown peak" for v in m.values()) + " |"
-                  for s, m in res["mfu"].items()]
+        lines += [
+            f"| {s} | " + " | ".join(f"{v:.1%}" if v is not None else "unknown peak" for v in m.values()) + " |"
+            for s, m in res["mfu"].items()
+        ]
     else:
         lines.append(nm)
-    lines += ["", "## Packing gain (aggregate tokens/s of K concurrent INT6 runs / one run; target ≥ 4× at K = 8 for 3M, 5M on GPU)", ""]
+    lines += [
+        "",
+        "## Packing gain (aggregate tokens/s of K concurrent INT6 runs / one run;"
+        " target ≥ 4× at K = 8 for 3M, 5M on GPU)",
+        "",
+    ]
     ks = list(res["packing"][0]["gain"])
     lines += ["| size | " + " | ".join(f"K={k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
     lines += [f"| {p['size']} | " + " | ".join(f"{g:.2f}×" for g in p["gain"].values()) + " |" for p in res["packing"]]
     if not on_gpu:
         lines.append(f"\nGPU packing (3M, 5M at K = 1, 2, 4, 8): {nm}.")
     dry = res["pipeline"]["dry_run_paper_s"]
-    lines += ["", "## Pipeline overheads", "", "| what | measured | target |", "|---|---|---|",
-              f"| `snakemake -n` on config/paper.yaml | {dry[1]:.1f} s [{dry[0]:.1f}–{dry[2]:.1f}] | ≤ 10 s |"]
+    lines += [
+        "",
+        "## Pipeline overheads",
+        "",
+        "| what | measured | target |",
+        "|---|---|---|",
+        f"| `snakemake -n` on config/paper.yaml | {dry[1]:.1f} s [{dry[0]:.1f}–{dry[2]:.1f}] | ≤ 10 s |",
+    ]
     wall = res["pipeline"].get("default_pipeline_s")
-    lines.append(f"| default pipeline, `--cores all` | {f'{wall:.0f} s' if wall else 'not measured (run with --pipeline)'} | ≤ 600 s on 2 cores |")
+    lines.append(
+        f"| default pipeline, `--cores all` | {f'{wall:.0f} s' if wall else 'not measured (run with --pipeline)'} "
+        "| ≤ 600 s on 2 cores |"
+    )
     return "\n".join(lines) + "\n"
 
 

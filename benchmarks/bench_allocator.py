@@ -9,6 +9,7 @@ batch. `--concurrent N` starts N processes of the same arm at once, as `snakemak
 runs N training jobs side by side. Arms alternate, repeat by repeat, so machine load hits both.
 Prints medians and ratios and writes benchmarks/results/allocator-<machine>.{json,md}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,14 +49,31 @@ def child(arm: str, size: str, bits: int, steps: int, warmup: int = 0) -> dict:
         train_step(forward, params, opts, x, y, None, 1.0)
         times.append(time.perf_counter() - t0)
     after = resource.getrusage(resource.RUSAGE_SELF)
-    return {"applied": applied, "step_ms": statistics.median(times) * 1e3, "loop_s": sum(times),
-            "minor_faults": after.ru_minflt - before.ru_minflt, "sys_s": after.ru_stime - before.ru_stime,
-            "max_rss_mb": after.ru_maxrss / 1024}
+    return {
+        "applied": applied,
+        "step_ms": statistics.median(times) * 1e3,
+        "loop_s": sum(times),
+        "minor_faults": after.ru_minflt - before.ru_minflt,
+        "sys_s": after.ru_stime - before.ru_stime,
+        "max_rss_mb": after.ru_maxrss / 1024,
+    }
 
 
 def launch(arm: str, size: str, bits: int, steps: int, concurrent: int, warmup: int = 0) -> list[dict]:
-    cmd = [sys.executable, __file__, "--child", arm, "--size", size, "--bits", str(bits), "--steps", str(steps),
-           "--warmup", str(warmup)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        arm,
+        "--size",
+        size,
+        "--bits",
+        str(bits),
+        "--steps",
+        str(steps),
+        "--warmup",
+        str(warmup),
+    ]
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) for _ in range(concurrent)]
     out = []
     for p in procs:
@@ -92,32 +110,51 @@ def main() -> None:
                 samples[arm] += launch(arm, size, args.bits, args.steps, args.concurrent, args.warmup)
         row = {"size": size, "bits": args.bits}
         for arm in ARMS:
-            row[arm] = {key: round(statistics.median(s[key] for s in samples[arm]), 3)
-                        for key in ("step_ms", "loop_s", "minor_faults", "sys_s", "max_rss_mb")}
+            row[arm] = {
+                key: round(statistics.median(s[key] for s in samples[arm]), 3)
+                for key in ("step_ms", "loop_s", "minor_faults", "sys_s", "max_rss_mb")
+            }
         row["applied"] = all(s["applied"] for s in samples["keep_freed"])
         row["step_ratio"] = round(row["keep_freed"]["step_ms"] / row["default"]["step_ms"], 3)
         row["loop_ratio"] = round(row["keep_freed"]["loop_s"] / row["default"]["loop_s"], 3)
         rows.append(row)
         d, k = row["default"], row["keep_freed"]
-        print(f"{size} int{args.bits}: step {d['step_ms']:.1f} -> {k['step_ms']:.1f} ms (x{row['step_ratio']:.2f}), "
-              f"{args.steps}-step loop {d['loop_s']:.2f} -> {k['loop_s']:.2f} s (x{row['loop_ratio']:.2f}), "
-              f"minor faults {d['minor_faults']:.0f} -> {k['minor_faults']:.0f}, sys {d['sys_s']:.2f} -> {k['sys_s']:.2f} s, "
-              f"peak RSS {d['max_rss_mb']:.0f} -> {k['max_rss_mb']:.0f} MB")
-    result = {"machine": machine_name(), "steps": args.steps, "warmup": args.warmup, "repeats": args.repeats,
-              "concurrent": args.concurrent, "batch": "8 x 128", "threads": 1, "rows": rows}
+        print(
+            f"{size} int{args.bits}: step {d['step_ms']:.1f} -> {k['step_ms']:.1f} ms (x{row['step_ratio']:.2f}), "
+            f"{args.steps}-step loop {d['loop_s']:.2f} -> {k['loop_s']:.2f} s (x{row['loop_ratio']:.2f}), "
+            f"minor faults {d['minor_faults']:.0f} -> {k['minor_faults']:.0f}, "
+            f"sys {d['sys_s']:.2f} -> {k['sys_s']:.2f} s, "
+            f"peak RSS {d['max_rss_mb']:.0f} -> {k['max_rss_mb']:.0f} MB"
+        )
+    result = {
+        "machine": machine_name(),
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "repeats": args.repeats,
+        "concurrent": args.concurrent,
+        "batch": "8 x 128",
+        "threads": 1,
+        "rows": rows,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"allocator-{result['machine']}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = [f"glibc allocator: default vs keep_freed_memory, {args.concurrent} processes at once, "
-             f"{args.steps} steps of 8 x 128 tokens, one thread each; medians of {args.repeats} repeats x "
-             f"{args.concurrent} processes.", "",
-             "| size | step ms (default -> kept) | loop s | minor faults | sys s | peak RSS MB |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"glibc allocator: default vs keep_freed_memory, {args.concurrent} processes at once, "
+        f"{args.steps} steps of 8 x 128 tokens, one thread each; medians of {args.repeats} repeats x "
+        f"{args.concurrent} processes.",
+        "",
+        "| size | step ms (default -> kept) | loop s | minor faults | sys s | peak RSS MB |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         d, k = r["default"], r["keep_freed"]
-        lines.append(f"| {r['size']} int{r['bits']} | {d['step_ms']:.1f} -> {k['step_ms']:.1f} (x{r['step_ratio']:.2f}) | "
-                     f"{d['loop_s']:.2f} -> {k['loop_s']:.2f} (x{r['loop_ratio']:.2f}) | "
-                     f"{d['minor_faults']:.0f} -> {k['minor_faults']:.0f} | {d['sys_s']:.2f} -> {k['sys_s']:.2f} | "
-                     f"{d['max_rss_mb']:.0f} -> {k['max_rss_mb']:.0f} |")
+        lines.append(
+            f"| {r['size']} int{r['bits']} | {d['step_ms']:.1f} -> {k['step_ms']:.1f} (x{r['step_ratio']:.2f}) | "
+            f"{d['loop_s']:.2f} -> {k['loop_s']:.2f} (x{r['loop_ratio']:.2f}) | "
+            f"{d['minor_faults']:.0f} -> {k['minor_faults']:.0f} | {d['sys_s']:.2f} -> {k['sys_s']:.2f} | "
+            f"{d['max_rss_mb']:.0f} -> {k['max_rss_mb']:.0f} |"
+        )
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print(f"wrote {stem}.json and .md")
 

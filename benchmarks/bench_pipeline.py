@@ -17,6 +17,7 @@ instructions, which is how a CPU without them (most laptops) runs bf16 matmuls. 
 to benchmarks/results/pipeline-<machine>[-<env>].json and .md: median wall time per revision, its
 runs and jobs, and each revision's time relative to the first.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,9 @@ def export(rev: str | None, dest: Path) -> str:
         return "working tree"
     archive = subprocess.run(["git", "archive", rev], cwd=REPO, check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    return subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "--short", rev], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def split_spec(spec: str | None) -> tuple[str | None, Path | None]:
@@ -88,8 +90,12 @@ def run_pipeline(workdir: Path, env: dict, configfile: Path | None = None) -> di
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--revs", nargs="*", default=[None],
-                    help="git revisions, each optionally REV+CONFIG_FILE (default: the working tree)")
+    ap.add_argument(
+        "--revs",
+        nargs="*",
+        default=[None],
+        help="git revisions, each optionally REV+CONFIG_FILE (default: the working tree)",
+    )
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
@@ -106,8 +112,11 @@ def main() -> None:
                 commits[label] = export(commit_rev, Path(tmp))
                 result = run_pipeline(Path(tmp), env, configfile)
             samples[label].append(result)
-            print(f"[{repeat + 1}/{args.repeats}] {label} ({commits[label]}): {result['wall_s']:.1f} s, "
-                  f"{result['runs']} runs, {result['jobs']} jobs", flush=True)
+            print(
+                f"[{repeat + 1}/{args.repeats}] {label} ({commits[label]}): {result['wall_s']:.1f} s, "
+                f"{result['runs']} runs, {result['jobs']} jobs",
+                flush=True,
+            )
 
     flags = cpu_flags()
     rows = []
@@ -115,21 +124,42 @@ def main() -> None:
     for label in labels:
         walls = [s["wall_s"] for s in samples[label]]
         med = statistics.median(walls)
-        rows.append({"rev": label, "commit": commits[label], "walls_s": [round(w, 1) for w in walls],
-                     "median_s": round(med, 1), "runs": samples[label][-1]["runs"], "jobs": samples[label][-1]["jobs"],
-                     "relative_to_first": round(med / first, 3)})
+        rows.append(
+            {
+                "rev": label,
+                "commit": commits[label],
+                "walls_s": [round(w, 1) for w in walls],
+                "median_s": round(med, 1),
+                "runs": samples[label][-1]["runs"],
+                "jobs": samples[label][-1]["jobs"],
+                "relative_to_first": round(med / first, 3),
+            }
+        )
         print(f"{label} ({commits[label]}): median {med:.1f} s over {len(walls)}, x{med / first:.2f} of {labels[0]}")
-    result = {"machine": machine_name(), "cpus": os.cpu_count(), "env": env,
-              "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}), "repeats": args.repeats, "rows": rows}
+    result = {
+        "machine": machine_name(),
+        "cpus": os.cpu_count(),
+        "env": env,
+        "native_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
+        "repeats": args.repeats,
+        "rows": rows,
+    }
     suffix = "".join(f"-{k.lower()}-{v.lower()}" for k, v in env.items())
     stem = args.out / f"{args.name}-{machine_name()}{suffix}"
     args.out.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = [f"Default pipeline, `snakemake --cores all` from scratch, {os.cpu_count()} CPUs, "
-             f"native bf16: {result['native_bf16']}, env: {env or 'none'}.", "",
-             "| revision | commit | runs | jobs | wall (s), each | median (s) | vs first |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['rev']} | {r['commit']} | {r['runs']} | {r['jobs']} | {', '.join(map(str, r['walls_s']))} | "
-              f"{r['median_s']} | {r['relative_to_first']:.2f}x |" for r in rows]
+    lines = [
+        f"Default pipeline, `snakemake --cores all` from scratch, {os.cpu_count()} CPUs, "
+        f"native bf16: {result['native_bf16']}, env: {env or 'none'}.",
+        "",
+        "| revision | commit | runs | jobs | wall (s), each | median (s) | vs first |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['rev']} | {r['commit']} | {r['runs']} | {r['jobs']} | {', '.join(map(str, r['walls_s']))} | "
+        f"{r['median_s']} | {r['relative_to_first']:.2f}x |"
+        for r in rows
+    ]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

@@ -9,9 +9,10 @@ cross-entropy, forward and backward); and the step's matrix products alone: a pr
 `--profile-steps` steps counts them by shape (and their FLOPs), then each shape is timed by itself
 on warm operands and the times are summed. That sum is close to a floor: what a step would cost
 if nothing but its products took time. Nothing here is timed under the profiler, which slows
-large elementwise operators several-fold. Settings as the default pipeline (batch 8 x 128, vocabulary 1024, `setup_device` on CPU,
-eager float32). Writes benchmarks/results/step-<machine>.json and .md.
+large elementwise operators several-fold. Settings as the default pipeline (batch 8 x 128,
+vocabulary 1024, `setup_device` on CPU, eager float32). Writes benchmarks/results/step-<machine>.json and .md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench import DEFAULT_TRAIN, LR, machine_name  # this folder: the default's settings; one machine name
 from torch.profiler import ProfilerActivity, profile
 
-from bench import DEFAULT_TRAIN, LR, machine_name  # this folder: the default's settings; one machine name
 from qatgrid.model import ModelConfig, rms_norm, softcap
 from qatgrid.train import build_trainer, setup_device, train_step
 
@@ -98,10 +99,13 @@ def head_ms(model, batch: int, seq: int, vocab: int, softcap_value: float) -> fl
     def step():
         logits = softcap(F.linear(rms_norm(h), model.embed.weight), softcap_value)
         F.cross_entropy(logits, targets).backward()
+
     return median_ms(step)
 
 
-def measure(size: str, bits: int, batch: int, seq: int, vocab: int, warmup: int, steps: int, profile_steps: int) -> dict:
+def measure(
+    size: str, bits: int, batch: int, seq: int, vocab: int, warmup: int, steps: int, profile_steps: int
+) -> dict:
     torch.manual_seed(0)
     cfg = ModelConfig.from_size(size, vocab_size=vocab, seq_len=seq, bits=bits)
     model, forward, params, optimizers = build_trainer(cfg, torch.device("cpu"), False, "muon", LR, 1.0, 0.0)
@@ -112,11 +116,18 @@ def measure(size: str, bits: int, batch: int, seq: int, vocab: int, warmup: int,
     calls, flops = matmul_shapes(forward, params, optimizers, x, y, profile_steps)
     matmul = isolated_matmul_ms(calls)
     step = sum(parts.values())
-    return {"size": size, "bits": bits, "step_ms": step, "parts_ms": parts,
-            "head_ms": head_ms(model, batch, seq, vocab, cfg.logit_softcap),
-            "matmul_gflop_per_step": flops / 1e9, "matmul_calls_per_step": sum(calls.values()),
-            "matmul_alone_ms": matmul, "matmul_alone_gflops": flops / 1e9 / (matmul / 1e3),
-            "step_over_matmul": step / matmul}
+    return {
+        "size": size,
+        "bits": bits,
+        "step_ms": step,
+        "parts_ms": parts,
+        "head_ms": head_ms(model, batch, seq, vocab, cfg.logit_softcap),
+        "matmul_gflop_per_step": flops / 1e9,
+        "matmul_calls_per_step": sum(calls.values()),
+        "matmul_alone_ms": matmul,
+        "matmul_alone_gflops": flops / 1e9 / (matmul / 1e3),
+        "step_over_matmul": step / matmul,
+    }
 
 
 def main() -> None:
@@ -138,26 +149,41 @@ def main() -> None:
         for bits in args.bits:
             r = measure(size, bits, args.batch, args.seq, args.vocab, args.warmup, args.steps, args.profile_steps)
             rows.append(r)
-            print(f"{size} bits {bits}: step {r['step_ms']:.1f} ms (head {r['head_ms']:.1f} ms), its matrix products "
-                  f"alone {r['matmul_alone_ms']:.1f} ms at {r['matmul_alone_gflops']:.0f} GFLOP/s "
-                  f"(step x{r['step_over_matmul']:.2f})", flush=True)
-    result = {"machine": machine_name(), "torch": torch.__version__, "threads": args.threads, "batch": args.batch,
-              "seq": args.seq, "vocab": args.vocab, "rows": rows}
+            print(
+                f"{size} bits {bits}: step {r['step_ms']:.1f} ms (head {r['head_ms']:.1f} ms), its matrix products "
+                f"alone {r['matmul_alone_ms']:.1f} ms at {r['matmul_alone_gflops']:.0f} GFLOP/s "
+                f"(step x{r['step_over_matmul']:.2f})",
+                flush=True,
+            )
+    result = {
+        "machine": machine_name(),
+        "torch": torch.__version__,
+        "threads": args.threads,
+        "batch": args.batch,
+        "seq": args.seq,
+        "vocab": args.vocab,
+        "rows": rows,
+    }
     stem = args.out / f"step-{machine_name()}"
     args.out.mkdir(parents=True, exist_ok=True)
     stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = [f"CPU training step, batch {args.batch} x {args.seq}, vocabulary {args.vocab}, {args.threads} thread(s), "
-             f"torch {torch.__version__}: medians of {args.steps} steps. Head: forward and backward of the tied "
-             "projection, soft-cap and cross-entropy alone. Matrix products alone: each of the step's products "
-             "(counted by the profiler) timed by itself on warm operands, summed.", "",
-             "| size | bits | step (ms) | forward | backward | clip | optimiser | head | matrix products alone "
-             "| their GFLOP/step | their GFLOP/s | step / products alone |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"CPU training step, batch {args.batch} x {args.seq}, vocabulary {args.vocab}, {args.threads} thread(s), "
+        f"torch {torch.__version__}: medians of {args.steps} steps. Head: forward and backward of the tied "
+        "projection, soft-cap and cross-entropy alone. Matrix products alone: each of the step's products "
+        "(counted by the profiler) timed by itself on warm operands, summed.",
+        "",
+        "| size | bits | step (ms) | forward | backward | clip | optimiser | head | matrix products alone "
+        "| their GFLOP/step | their GFLOP/s | step / products alone |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         p = r["parts_ms"]
-        lines.append(f"| {r['size']} | {r['bits']} | {r['step_ms']:.1f} | {p['forward']:.1f} | {p['backward']:.1f} | "
-                     f"{p['clip']:.2f} | {p['optimiser']:.2f} | {r['head_ms']:.1f} | {r['matmul_alone_ms']:.1f} | "
-                     f"{r['matmul_gflop_per_step']:.3f} | {r['matmul_alone_gflops']:.0f} | {r['step_over_matmul']:.2f} |")
+        lines.append(
+            f"| {r['size']} | {r['bits']} | {r['step_ms']:.1f} | {p['forward']:.1f} | {p['backward']:.1f} | "
+            f"{p['clip']:.2f} | {p['optimiser']:.2f} | {r['head_ms']:.1f} | {r['matmul_alone_ms']:.1f} | "
+            f"{r['matmul_gflop_per_step']:.3f} | {r['matmul_alone_gflops']:.0f} | {r['step_over_matmul']:.2f} |"
+        )
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
 
 

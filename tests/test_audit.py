@@ -1,13 +1,20 @@
 import json
 
 import pytest
-
-from qatgrid.grid import expand_runs
 import yaml
-
 from conftest import REPO, load_default_config
-from qatgrid.audit import (AuditMismatch, check_counts, evaluations, gpu_hours, grid_table, phase_group, report,
-                           write_audit)
+
+from qatgrid.audit import (
+    AuditMismatch,
+    check_counts,
+    evaluations,
+    gpu_hours,
+    grid_table,
+    phase_group,
+    report,
+    write_audit,
+)
+from qatgrid.grid import expand_runs
 
 
 def paper_config() -> dict:
@@ -55,12 +62,17 @@ def test_status_of_a_partly_filled_results_folder(tmp_path):
     assert [status[i] for i in ids[:5]] == ["done", "diverged", "partial", "failed", "missing"]
     assert status.value_counts()["missing"] == 82
     md = (tmp_path / "grid.md").read_text()
-    assert "phase2: 48 planned, 48 expected — OK" in md and "total: 86 planned, 86 expected — OK" in md and f"| {ids[1]} | diverged |" in md
+    assert (
+        "phase2: 48 planned, 48 expected — OK" in md
+        and "total: 86 planned, 86 expected — OK" in md
+        and f"| {ids[1]} | diverged |" in md
+    )
 
 
 def test_phase_group_and_count_check():
     assert phase_group("phase5-int4") == "phase5" and phase_group("phase2") == "phase2"
     import pandas as pd
+
     t = pd.DataFrame({"phase_group": ["a", "a", "b"], "run_id": ["1", "2", "3"]})
     assert check_counts(t, {"a": 2, "b": 1, "total": 3}) == []
     assert check_counts(t, {"c": 1}) == ["c: grid has 0 runs, expected 1"]
@@ -68,8 +80,9 @@ def test_phase_group_and_count_check():
 
 def write_costs(bench_dir, device: str, sizes: dict, device_type: str = "cpu") -> None:
     bench_dir.mkdir(parents=True, exist_ok=True)
-    (bench_dir / f"{device}.json").write_text(json.dumps({"throughput": [], "run_cost": {
-        "device_type": device_type, "sizes": sizes}}))
+    (bench_dir / f"{device}.json").write_text(
+        json.dumps({"throughput": [], "run_cost": {"device_type": device_type, "sizes": sizes}})
+    )
 
 
 COST = {"fixed_s": 3.0, "tokens_per_s": 51200.0, "eval_tokens_per_s": 163840.0, "checkpoint_s": 0.5}
@@ -79,8 +92,11 @@ def test_estimate_from_measured_run_costs_by_hand(tmp_path):
     cfg = load_default_config()
     cfg["audit"]["device"] = "test-cpu"
     # eager CPU runs take the eager job's costs; the compiled ones would differ
-    write_costs(tmp_path, "test-cpu", {"0.1M": {"eager": COST, "warm": {**COST, "fixed_s": 99.0},
-                                                  "cold": {**COST, "fixed_s": 500.0}}})
+    write_costs(
+        tmp_path,
+        "test-cpu",
+        {"0.1M": {"eager": COST, "warm": {**COST, "fixed_s": 99.0}, "cold": {**COST, "fixed_s": 500.0}}},
+    )
     est = gpu_hours(cfg, tmp_path)
     # 100 steps of 8 x 128 tokens at 51,200 tok/s = 2 s; evaluations at steps 50 and 100 of
     # 16,384 tokens at 163,840 tok/s = 0.2 s; one periodic checkpoint (step 50) = 0.5 s; fixed 3 s.
@@ -126,16 +142,23 @@ def test_cuda_measurement_counts_compiled_runs_by_default(tmp_path):
     assert int6.iloc[0]["est_gpu_hours"] == pytest.approx((60.0 + seconds) / 3600)
     assert int6.iloc[1:]["est_gpu_hours"].tolist() == pytest.approx([(3.0 + seconds) / 3600] * (len(int6) - 1))
     r15 = table[table["size"] == "15M"]
-    warm = [(3.0 + r.tokens / 51200 + evaluations(r.steps, cfg["train"]) * 1048576 / 163840 + (r.steps - 1) // 250 * 0.5)
-            / 3600 for r in r15.itertuples()]
+    warm = [
+        (3.0 + r.tokens / 51200 + evaluations(r.steps, cfg["train"]) * 1048576 / 163840 + (r.steps - 1) // 250 * 0.5)
+        / 3600
+        for r in r15.itertuples()
+    ]
     cold = (r15["est_gpu_hours"] - warm) * 3600
     # one cold compile per bit-width: a longer run (length_mult) has the same graphs
-    assert sorted(cold.round(6).value_counts().to_dict().items()) == [(0.0, len(r15) - r15["bits"].nunique()),
-                                                                     (57.0, r15["bits"].nunique())]
+    assert sorted(cold.round(6).value_counts().to_dict().items()) == [
+        (0.0, len(r15) - r15["bits"].nunique()),
+        (57.0, r15["bits"].nunique()),
+    ]
     assert (table[table["size"] != "15M"]["est_source"] == "audit.tokens_per_second").all()
 
 
-@pytest.mark.parametrize("steps,log,every", [(100, 10, 50), (24, 4, 8), (25, 4, 8), (100, 10, 15), (7, 10, 50), (1, 1, 1)])
+@pytest.mark.parametrize(
+    "steps,log,every", [(100, 10, 50), (24, 4, 8), (25, 4, 8), (100, 10, 15), (7, 10, 50), (1, 1, 1)]
+)
 def test_evaluation_count_matches_the_training_loop(steps, log, every):
     # the condition train_run evaluates under, step by step
     loop = sum(1 for s in range(1, steps + 1) if (s % log == 0 or s == steps) and (s % every == 0 or s == steps))

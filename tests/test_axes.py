@@ -1,14 +1,24 @@
 """The batch-size and data-order axes, bit-width names, their config errors, and config/extension.yaml."""
-import copy
+
 import re
 
 import pytest
 import yaml
-
 from conftest import REPO, load_default_config
+
 from qatgrid.audit import check_counts, grid_table
-from qatgrid.grid import (RUN_ID_WILDCARD, Run, check_config, expand_runs, lr_batch_factor, parse_run_id,
-                          run_batch_size, run_data_seed, total_steps, total_tokens)
+from qatgrid.grid import (
+    RUN_ID_WILDCARD,
+    Run,
+    check_config,
+    expand_runs,
+    lr_batch_factor,
+    parse_run_id,
+    run_batch_size,
+    run_data_seed,
+    total_steps,
+    total_tokens,
+)
 
 TRAIN = {"steps": 100, "batch_size": 8, "seq_len": 128}
 
@@ -24,10 +34,18 @@ def merged(name: str) -> dict:
 def test_old_ids_unchanged_new_axes_get_a_suffix_and_round_trip():
     plain = Run("phase2", 6, "15M", 0.33, 1.0, 0)
     assert plain.id == "phase2/int6/15M/wd33/lr1x/muon-linear-x1/seed0"
-    cases = {Run("phase6-bs32", 8, "15M", 0.1, 1.0, 4, batch_size=32): "phase6-bs32/int8/15M/wd10/lr1x/muon-linear-x1/seed4-bs32",
-             Run("phase6-data", 16, "50M", 0.5, 1.0, 3, data_seed=2): "phase6-data/fp16/50M/wd50/lr1x/muon-linear-x1/seed3-data2",
-             Run("p", 1, "3M", 0.33, 2.0, 9, batch_size=128, data_seed=0): "p/ternary/3M/wd33/lr2x/muon-linear-x1/seed9-bs128-data0",
-             Run("p", 2, "3M", 0.33, 1.0, 1): "p/int2/3M/wd33/lr1x/muon-linear-x1/seed1"}
+    cases = {
+        Run(
+            "phase6-bs32", 8, "15M", 0.1, 1.0, 4, batch_size=32
+        ): "phase6-bs32/int8/15M/wd10/lr1x/muon-linear-x1/seed4-bs32",
+        Run(
+            "phase6-data", 16, "50M", 0.5, 1.0, 3, data_seed=2
+        ): "phase6-data/fp16/50M/wd50/lr1x/muon-linear-x1/seed3-data2",
+        Run(
+            "p", 1, "3M", 0.33, 2.0, 9, batch_size=128, data_seed=0
+        ): "p/ternary/3M/wd33/lr2x/muon-linear-x1/seed9-bs128-data0",
+        Run("p", 2, "3M", 0.33, 1.0, 1): "p/int2/3M/wd33/lr1x/muon-linear-x1/seed1",
+    }
     for run, rid in {plain: plain.id, **cases}.items():
         assert run.id == rid
         assert parse_run_id(rid) == run
@@ -46,14 +64,17 @@ def test_default_grid_keeps_its_earlier_ids():
 
 
 def test_steps_tokens_and_lr_per_batch_size():
-    base, half, double = Run("p", 6, "3M", 0.33, 1.0, 0), Run("p", 6, "3M", 0.33, 1.0, 0, batch_size=4), \
-        Run("p", 6, "3M", 0.33, 1.0, 0, batch_size=16)
+    base, half, double = (
+        Run("p", 6, "3M", 0.33, 1.0, 0),
+        Run("p", 6, "3M", 0.33, 1.0, 0, batch_size=4),
+        Run("p", 6, "3M", 0.33, 1.0, 0, batch_size=16),
+    )
     assert [total_steps(TRAIN, r) for r in (base, half, double)] == [100, 200, 50]
     assert {total_tokens(TRAIN, r) for r in (base, half, double)} == {100 * 8 * 128}
     free = {**TRAIN, "hold_tokens": False}
     assert [total_steps(free, r) for r in (base, half, double)] == [100, 100, 100]
     assert total_tokens(free, double) == 100 * 16 * 128
-    assert lr_batch_factor(TRAIN, double) == pytest.approx(2 ** 0.5)  # sqrt is the default rule
+    assert lr_batch_factor(TRAIN, double) == pytest.approx(2**0.5)  # sqrt is the default rule
     assert lr_batch_factor({**TRAIN, "lr_batch_rule": "linear"}, half) == 0.5
     assert lr_batch_factor({**TRAIN, "lr_batch_rule": "hold"}, double) == 1.0
     assert lr_batch_factor(TRAIN, base) == 1.0 and run_batch_size(TRAIN, base) == 8
@@ -68,8 +89,9 @@ def test_data_order_defaults_to_the_init_seed():
 
 def with_sweep(**sweep) -> dict:
     cfg = load_default_config()
-    cfg["sweeps"].append({"phase": "bad", "bits": [6], "sizes": ["0.1M"], "warmdown_fracs": [0.33], "seeds": [0],
-                          **sweep})
+    cfg["sweeps"].append(
+        {"phase": "bad", "bits": [6], "sizes": ["0.1M"], "warmdown_fracs": [0.33], "seeds": [0], **sweep}
+    )
     return cfg
 
 
@@ -78,21 +100,30 @@ def test_bit_width_names_and_unknown_ones():
     assert {r.bits for r in check_config(cfg) if r.phase == "bad"} == {1, 3, 2, 16}
     i = len(cfg["sweeps"]) - 1
     for bad in ("int5", 1, 5, "binary", True):
-        with pytest.raises(ValueError, match=rf"sweeps\[{i}\]\.bits: unknown bit-width {re.escape(repr(bad))} "
-                                             r"\(expected one of 16, 8, 6, 4, 3, 2 or 'ternary'\)"):
+        with pytest.raises(
+            ValueError,
+            match=rf"sweeps\[{i}\]\.bits: unknown bit-width {re.escape(repr(bad))} "
+            r"\(expected one of 16, 8, 6, 4, 3, 2 or 'ternary'\)",
+        ):
             check_config(with_sweep(bits=[6, bad]))
 
 
 def test_batch_size_must_divide_a_held_budget():
     cfg = with_sweep(batch_sizes=[3])
     i = len(cfg["sweeps"]) - 1
-    with pytest.raises(ValueError, match=rf"sweeps\[{i}\]\.batch_sizes: 3 does not divide the held token budget "
-                                         r"of 100 steps x train.batch_size 8"):
+    with pytest.raises(
+        ValueError,
+        match=rf"sweeps\[{i}\]\.batch_sizes: 3 does not divide the held token budget "
+        r"of 100 steps x train.batch_size 8",
+    ):
         check_config(cfg)
     cfg["train"]["hold_tokens"] = False
     assert any(r.batch_size == 3 for r in check_config(cfg))
-    with pytest.raises(ValueError, match=rf"sweeps\[{i}\]\.batch_sizes: 800 leaves 1 steps, not more than "
-                                         r"train.warmup_steps \(10\)"):
+    with pytest.raises(
+        ValueError,
+        match=rf"sweeps\[{i}\]\.batch_sizes: 800 leaves 1 steps, not more than "
+        r"train.warmup_steps \(10\)",
+    ):
         check_config(with_sweep(batch_sizes=[800]))
     with pytest.raises(ValueError, match=rf"sweeps\[{i}\]\.batch_sizes lists 2 sizes \[4, 16\]; give each"):
         check_config(with_sweep(batch_sizes=[4, 16]))
@@ -101,8 +132,11 @@ def test_batch_size_must_divide_a_held_budget():
 def test_a_single_data_order_cannot_split_the_variance():
     cfg = with_sweep(data_seeds=[3])
     i = len(cfg["sweeps"]) - 1
-    with pytest.raises(ValueError, match=rf"sweeps\[{i}\]\.data_seeds has 1 level\(s\) \[3\]; separating init-seed "
-                                         "from data-order variance needs at least two"):
+    with pytest.raises(
+        ValueError,
+        match=rf"sweeps\[{i}\]\.data_seeds has 1 level\(s\) \[3\]; separating init-seed "
+        "from data-order variance needs at least two",
+    ):
         check_config(cfg)
 
 
@@ -112,8 +146,13 @@ def test_extension_counts_steps_and_gpu_hours(tmp_path):
     table = grid_table(cfg, tmp_path)
     assert len(runs) == len(table) == 1240
     assert check_counts(table, cfg["audit"]["expected_runs"]) == []
-    assert table.groupby("phase").size().to_dict() == {"phase6-bs32": 120, "phase6-bs128": 120, "phase6-data": 360,
-                                                       "phase6-lowbit": 480, "phase5-int4": 160}
+    assert table.groupby("phase").size().to_dict() == {
+        "phase6-bs32": 120,
+        "phase6-bs128": 120,
+        "phase6-data": 360,
+        "phase6-lowbit": 480,
+        "phase5-int4": 160,
+    }
     steps = table.groupby("phase")["steps"].unique().to_dict()
     assert [list(steps[p]) for p in ("phase6-bs32", "phase6-bs128", "phase6-data")] == [[6000], [1500], [3000]]
     assert table.groupby("phase")["tokens"].nunique().eq(1).all() and table["tokens"].nunique() == 1
@@ -135,7 +174,9 @@ def test_extension_shares_the_papers_settings_and_int4_ids():
     assert train == {k: v for k, v in paper["train"].items() if k not in ("hold_tokens", "lr_batch_rule")}
     assert ext["audit"]["tokens_per_second"] == paper["audit"]["tokens_per_second"]
     int4 = [s for s in ext["sweeps"] if s["phase"] == "phase5-int4"]
-    assert len(int4) == 1 and int4[0]["sizes"] == [s for s in paper["sweeps"] if s["phase"] == "phase5-int4"][0]["sizes"]
+    assert (
+        len(int4) == 1 and int4[0]["sizes"] == [s for s in paper["sweeps"] if s["phase"] == "phase5-int4"][0]["sizes"]
+    )
 
 
 def test_schema_accepts_the_new_keys_and_leaves_bad_levels_to_check_config():

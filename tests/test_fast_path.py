@@ -1,5 +1,6 @@
 """The fast GPU path's switches, and its compiled bf16 step checked against eager on CPU
 (inductor compiles for CPU too, so the traced model and fake quantiser are exercised here)."""
+
 import torch
 
 from qatgrid.model import ModelConfig
@@ -18,8 +19,9 @@ def test_fast_path_defaults_and_overrides():
 def losses(compiled: bool, steps: int = 4) -> list[float]:
     torch.manual_seed(0)
     mcfg = ModelConfig.from_size("0.1M", vocab_size=300, seq_len=32, bits=6, logit_softcap=30.0)
-    _, forward, params, optimizers = build_trainer(mcfg, CPU, compiled, "muon",
-                                                   {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003}, 1.0, 0.0)
+    _, forward, params, optimizers = build_trainer(
+        mcfg, CPU, compiled, "muon", {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003}, 1.0, 0.0
+    )
     g = torch.Generator().manual_seed(1)
     x, y = (torch.randint(0, 300, (4, 32), generator=g) for _ in range(2))
     return [train_step(forward, params, optimizers, x, y, torch.bfloat16, 1.0).item() for _ in range(steps)]

@@ -1,15 +1,16 @@
 """Every figure renders from synthetic tables at the default's scale, the paper's and an
 extension grid with INT3/INT2/ternary, with no overlapping or clipped text; the overlap check
 itself catches a bad figure; the boundary-map table and the captions' numbers are right."""
+
+import figure_tables
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
-import figure_tables
 from conftest import REPO, load_default_config
 from test_audit import paper_config
+
 from qatgrid import plots, stats
 from qatgrid.grid import bits_label
 from qatgrid.plots import captions
@@ -32,7 +33,9 @@ def tiny_config() -> dict:
     """tests/tiny.yaml merged over the default: one-panel figures, a one-warmdown robustness arm."""
     config = load_default_config()
     for key, value in yaml.safe_load((REPO / "tests" / "tiny.yaml").read_text()).items():
-        config[key] = {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) else value
+        config[key] = (
+            {**config[key], **value} if isinstance(value, dict) and isinstance(config.get(key), dict) else value
+        )
     return config
 
 
@@ -81,21 +84,52 @@ def test_one_colour_per_bit_width_and_labels():
 
 
 def _best(bits, size, wd, phase="phase2", n_wd=2):
-    return {"phase": phase, "bits": bits, "size": size, "optimizer": "muon", "schedule": "linear", "length_mult": 1,
-            "n_params": 0, "best_warmdown": wd, "best_lr_mult": 1.0, "best_mean_loss": 3.0, "n_seeds": 5,
-            "n_warmdowns": n_wd}
+    return {
+        "phase": phase,
+        "bits": bits,
+        "size": size,
+        "optimizer": "muon",
+        "schedule": "linear",
+        "length_mult": 1,
+        "n_params": 0,
+        "best_warmdown": wd,
+        "best_lr_mult": 1.0,
+        "best_mean_loss": 3.0,
+        "n_seeds": 5,
+        "n_warmdowns": n_wd,
+    }
 
 
 def test_boundary_map_table_on_planted_regimes():
-    best = pd.DataFrame([_best(16, "10M", 0.33), _best(16, "50M", 0.33), _best(4, "10M", 0.5),
-                         _best(4, "50M", 0.33), _best(1, "50M", 0.2), _best(16, "5M", 0.33, "phase5-sizes", 1),
-                         {**_best(16, "10M", 0.5), "optimizer": "adamw"}])
-    reg = pd.DataFrame([{**{k: v for k, v in _best(b, s, wd).items() if k in stats.CELL + ["n_params"]},
-                         "best_warmdown": wd, "min_abs_z": z, "all_significant": sig,
-                         "regime": "decisive" if sig else "noise-dominated"}
-                        for b, s, wd, z, sig in [(16, "10M", 0.33, 12.0, True), (16, "50M", 0.33, 9.0, True),
-                                                 (4, "10M", 0.5, 0.4, False), (4, "50M", 0.33, 14.0, True),
-                                                 (1, "50M", 0.2, 3.0, True)]])
+    best = pd.DataFrame(
+        [
+            _best(16, "10M", 0.33),
+            _best(16, "50M", 0.33),
+            _best(4, "10M", 0.5),
+            _best(4, "50M", 0.33),
+            _best(1, "50M", 0.2),
+            _best(16, "5M", 0.33, "phase5-sizes", 1),
+            {**_best(16, "10M", 0.5), "optimizer": "adamw"},
+        ]
+    )
+    reg = pd.DataFrame(
+        [
+            {
+                **{k: v for k, v in _best(b, s, wd).items() if k in stats.CELL + ["n_params"]},
+                "best_warmdown": wd,
+                "min_abs_z": z,
+                "all_significant": sig,
+                "regime": "decisive" if sig else "noise-dominated",
+            }
+            for b, s, wd, z, sig in [
+                (16, "10M", 0.33, 12.0, True),
+                (16, "50M", 0.33, 9.0, True),
+                (4, "10M", 0.5, 0.4, False),
+                (4, "50M", 0.33, 14.0, True),
+                (1, "50M", 0.2, 3.0, True),
+            ]
+        ]
+    )
     out = stats.boundary_map(best, reg).set_index(["bits", "size"])
     assert list(out.index.get_level_values("bits").unique()) == [16, 4, 1]  # descending bits
     assert list(out.index.get_level_values("size").unique()) == ["5M", "10M", "50M"]  # numeric order
@@ -124,13 +158,16 @@ def test_boundary_map_on_the_extension_grid_recovers_the_planted_regimes():
 def test_captions_state_the_paper_grid_numbers():
     T = figure_tables.tables(paper_config())
     assert captions.optimum_found(T["optimal_warmdown"]).startswith(
-        "This run: optimal warmdown 33% in 12/12 Phase 2 cells, 15/15 Phase 5 (sizes) cells")
+        "This run: optimal warmdown 33% in 12/12 Phase 2 cells, 15/15 Phase 5 (sizes) cells"
+    )
     found = captions.boundary_found(T["paired_tests"])
     assert "INT4: significant at 2/8 sizes: 50M (" in found and ", 10/10 seeds), 100M (" in found
-    assert captions.robustness_found(T["robustness"]).startswith("This run: optimum unchanged from the base arm in "
-                                                                 "12/12 arm cells")
+    assert captions.robustness_found(T["robustness"]).startswith(
+        "This run: optimum unchanged from the base arm in 12/12 arm cells"
+    )
     assert captions.penalty_found(T["penalty_fit"]).endswith("5/5 held-out sizes inside their 95% prediction interval.")
     ratio = T["probe_ratio"]
-    assert f"mean {ratio['ratio'].mean():.3f}" in captions.probe_found(ratio) and np.isclose(ratio["ratio"].mean(), 1.04,
-                                                                                             atol=0.005)
+    assert f"mean {ratio['ratio'].mean():.3f}" in captions.probe_found(ratio) and np.isclose(
+        ratio["ratio"].mean(), 1.04, atol=0.005
+    )
     assert captions.render("a {found} b |z|", "x") == r"a x b \|z\|"

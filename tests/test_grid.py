@@ -1,7 +1,7 @@
-import pytest
-
-from conftest import load_default_config
 import re
+
+import pytest
+from conftest import load_default_config
 
 from qatgrid.grid import RUN_ID_WILDCARD, Run, expand_runs, job_resources, parse_run_id, run_id
 
@@ -22,10 +22,28 @@ def test_parse_rejects_garbage_with_example():
 
 
 def test_expand_counts_cartesian_product_and_defaults():
-    cfg = {"sweeps": [{"phase": "p", "bits": [16, 6], "sizes": ["3M", "5M", "8M"], "warmdown_fracs": [0.2, 0.33],
-                       "lr_mults": [0.5, 1, 2], "seeds": [0, 1]},
-                      {"phase": "q", "bits": [4], "sizes": ["3M"], "warmdown_fracs": [0.33], "seeds": [0, 1, 2],
-                       "optimizers": ["adamw"], "schedules": ["cosine"], "length_mults": [3]}]}
+    cfg = {
+        "sweeps": [
+            {
+                "phase": "p",
+                "bits": [16, 6],
+                "sizes": ["3M", "5M", "8M"],
+                "warmdown_fracs": [0.2, 0.33],
+                "lr_mults": [0.5, 1, 2],
+                "seeds": [0, 1],
+            },
+            {
+                "phase": "q",
+                "bits": [4],
+                "sizes": ["3M"],
+                "warmdown_fracs": [0.33],
+                "seeds": [0, 1, 2],
+                "optimizers": ["adamw"],
+                "schedules": ["cosine"],
+                "length_mults": [3],
+            },
+        ]
+    }
     runs = expand_runs(cfg)
     assert len(runs) == 2 * 3 * 2 * 3 * 2 + 3
     assert len({r.id for r in runs}) == len(runs)
@@ -57,10 +75,16 @@ def test_every_default_run_id_matches_the_snakemake_wildcard():
 
 
 def test_job_resources_per_size_and_doubling_on_retry():
-    cfg = {"train": {"threads": 4},
-           "resources": {"default": {"runtime_min": 60, "mem_mb": 16000},
-                         "sizes": {"3M": {"runtime_min": 40, "mem_mb": 4000, "threads": 2},
-                                   "100M": {"runtime_min": 150, "mem_mb": 24000}}}}
+    cfg = {
+        "train": {"threads": 4},
+        "resources": {
+            "default": {"runtime_min": 60, "mem_mb": 16000},
+            "sizes": {
+                "3M": {"runtime_min": 40, "mem_mb": 4000, "threads": 2},
+                "100M": {"runtime_min": 150, "mem_mb": 24000},
+            },
+        },
+    }
     small, large, other = (Run("p", 6, size, 0.33, 1.0, 0) for size in ("3M", "100M", "15M"))
     assert job_resources(cfg, small) == {"runtime": 40, "mem_mb": 4000, "threads": 2}
     assert [job_resources(cfg, large, attempt)["runtime"] for attempt in (1, 2, 3)] == [150, 300, 600]
@@ -75,7 +99,11 @@ def test_package_train_defaults_match_the_schema():
     import yaml
 
     from qatgrid.grid import TRAIN_DEFAULTS
+
     schema = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema" / "config.schema.yaml").read_text())
     train = schema["properties"]["train"]["properties"]
-    assert {key: train[key]["default"] for key in TRAIN_DEFAULTS} == TRAIN_DEFAULTS == {"hold_tokens": True,
-                                                                                       "lr_batch_rule": "sqrt"}
+    assert (
+        {key: train[key]["default"] for key in TRAIN_DEFAULTS}
+        == TRAIN_DEFAULTS
+        == {"hold_tokens": True, "lr_batch_rule": "sqrt"}
+    )

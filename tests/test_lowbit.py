@@ -1,4 +1,5 @@
 """INT3, INT2 and BitNet b1.58 ternary: values, codes, straight-through gradient, probe distances."""
+
 import pytest
 import torch
 
@@ -93,8 +94,10 @@ def test_probe_reports_distance_to_every_grid():
     torch.testing.assert_close(grid_distance(w, 1), torch.tensor([[1.0, 0.0], [0.5, 0.5]]), atol=1e-4, rtol=0)
     # INT2 per row: row 0 s=1: u = 1, -0.5 -> 0, 0.5; row 1 s=0.25: u = 1, -1 -> 0, 0
     torch.testing.assert_close(grid_distance(w, 2), torch.tensor([[0.0, 0.5], [0.0, 0.0]]))
-    state = {"blocks.0.attn.q.weight": torch.randn(16, 32, generator=torch.Generator().manual_seed(1)),
-             "tok_emb.weight": torch.randn(10, 4)}
+    state = {
+        "blocks.0.attn.q.weight": torch.randn(16, 32, generator=torch.Generator().manual_seed(1)),
+        "tok_emb.weight": torch.randn(10, 4),
+    }
     p = probe_weights(state, 6)
     assert list(p["distances"]) == ["int8", "int6", "int4", "int3", "int2", "ternary"]
     assert p["distances"]["int6"] == pytest.approx(p["mean_distance"])

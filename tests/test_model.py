@@ -1,10 +1,9 @@
 import pytest
 import torch
 
-from qatgrid.model import (CONTROL_TENSOR_NAMES, GPT, ModelConfig, count_params, is_block_matrix, rms_norm,
-                           softcap)
-from qatgrid.sizes import SIZES, size_to_number
+from qatgrid.model import CONTROL_TENSOR_NAMES, GPT, ModelConfig, count_params, is_block_matrix, rms_norm, softcap
 from qatgrid.quant import QATLinear
+from qatgrid.sizes import SIZES, size_to_number
 
 
 @pytest.mark.parametrize("size", list(SIZES))
@@ -31,7 +30,11 @@ def test_baseline_parameter_count_by_hand():
     assert count_params(model) == expected
     attn = model.blocks[0].attn
     assert [attn.q.weight.shape, attn.k.weight.shape, attn.v.weight.shape, attn.proj.weight.shape] == [
-        (512, 512), (256, 512), (256, 512), (512, 512)]
+        (512, 512),
+        (256, 512),
+        (256, 512),
+        (512, 512),
+    ]
     assert model.blocks[0].mlp.up.weight.shape == (1024, 512) and model.blocks[0].mlp.down.weight.shape == (512, 1024)
     assert model.skip_weights.shape == (4, 512) and model.blocks[0].resid_mix.shape == (2, 512)
     assert attn.q_gain.shape == (8,)
@@ -41,8 +44,9 @@ def test_control_tensors_fp32_initialised_as_baseline_and_not_quantised():
     torch.manual_seed(0)
     model = GPT(ModelConfig.from_size("0.2M", vocab_size=1024, seq_len=16, bits=4))
     quantised = {n for n, m in model.named_modules() if isinstance(m, QATLinear)}
-    assert quantised == {f"blocks.{i}.{m}" for i in range(4) for m in ("attn.q", "attn.k", "attn.v", "attn.proj",
-                                                                         "mlp.up", "mlp.down")}
+    assert quantised == {
+        f"blocks.{i}.{m}" for i in range(4) for m in ("attn.q", "attn.k", "attn.v", "attn.proj", "mlp.up", "mlp.down")
+    }
     matrices = {n for n, p in model.named_parameters() if is_block_matrix(n, p.ndim)}
     assert matrices == {n + ".weight" for n in quantised}
     control = {n: p for n, p in model.named_parameters() if n.rsplit(".", 1)[-1] in CONTROL_TENSOR_NAMES}

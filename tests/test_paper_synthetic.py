@@ -1,13 +1,14 @@
 """The paper's grid on a synthetic filled results/: the analyses recover the planted findings,
 and every figure, table and the report are produced by the real rules."""
+
 import re
 
 import pandas as pd
 import pytest
-
-from conftest import REPO, snakemake, workflow_copy
+from conftest import snakemake, workflow_copy
 from synthetic import fill_results
 from test_audit import paper_config
+
 from qatgrid.grid import expand_runs
 
 
@@ -26,8 +27,12 @@ def paper_results(tmp_path_factory):
 
 def test_optimal_warmdown_is_33_in_every_base_cell(paper_results):
     best = pd.read_csv(paper_results / "tables" / "optimal_warmdown.csv")
-    base = best[(best["optimizer"] == "muon") & (best["schedule"] == "linear") & (best["length_mult"] == 1)
-                & (best["bits"] != 4)]
+    base = best[
+        (best["optimizer"] == "muon")
+        & (best["schedule"] == "linear")
+        & (best["length_mult"] == 1)
+        & (best["bits"] != 4)
+    ]
     assert len(base[base["phase"] == "phase2"]) == 12
     assert (base["best_warmdown"] == 0.33).all()
 
@@ -65,8 +70,15 @@ def test_probe_ratio_and_robustness_and_footprint(paper_results):
 
 
 def test_every_figure_and_the_report(paper_results):
-    for name in ("loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance", "robustness",
-                 "boundary_map"):
+    for name in (
+        "loss_vs_warmdown",
+        "optimal_warmdown",
+        "penalty_law",
+        "paired_z",
+        "grid_distance",
+        "robustness",
+        "boundary_map",
+    ):
         assert (paper_results / "figures" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
     html = (paper_results / "report.html").read_text()
     assert "robustness.pdf" in html and "footprint.csv" in html and "boundary_map.csv" in html

@@ -22,9 +22,13 @@ def test_uniform_weights_average_a_quarter_step():
 
 
 def test_probe_weights_covers_block_matrices_only():
-    state = {"embed.weight": torch.randn(10, 8), "blocks.0.mlp.up.weight": torch.randn(16, 8),
-             "blocks.0.mlp.down.weight": torch.zeros(8, 16),  # never-trained zero rows are skipped
-             "blocks.0.resid_mix": torch.randn(2, 8), "skip_weights": torch.randn(1, 8)}  # fp32 control tensors
+    state = {
+        "embed.weight": torch.randn(10, 8),
+        "blocks.0.mlp.up.weight": torch.randn(16, 8),
+        "blocks.0.mlp.down.weight": torch.zeros(8, 16),  # never-trained zero rows are skipped
+        "blocks.0.resid_mix": torch.randn(2, 8),
+        "skip_weights": torch.randn(1, 8),
+    }  # fp32 control tensors
     out = probe_weights(state, 6)
     assert list(out["layers"]) == ["blocks.0.mlp.up.weight"]
     assert out["n_weights"] == 128
@@ -38,8 +42,10 @@ def test_probe_checkpoint_has_every_grid_and_the_table_picks_one(tmp_path):
     from qatgrid.probe import PROBE_GRIDS, probe_checkpoint
 
     state = {"blocks.0.mlp.up.weight": quantize_rows(torch.randn(16, 8), 4)}
-    torch.save({"model": state, "run_id": "phase2/int4/15M/wd33/lr1x/muon-linear-x1/seed0", "bits": 4,
-                "size": "15M"}, tmp_path / "ckpt.pt")
+    torch.save(
+        {"model": state, "run_id": "phase2/int4/15M/wd33/lr1x/muon-linear-x1/seed0", "bits": 4, "size": "15M"},
+        tmp_path / "ckpt.pt",
+    )
     probe = probe_checkpoint(str(tmp_path / "ckpt.pt"))
     assert set(probe["grids"]) == {str(b) for b in PROBE_GRIDS} and "4" in probe["grids"]
     assert probe["grids"]["4"]["mean_distance"] < 1e-5  # INT4 weights sit on the INT4 grid

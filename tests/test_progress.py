@@ -7,18 +7,31 @@ import sys
 import time
 
 import pytest
-
 from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus)
+
 from qatgrid import train as train_module
 from qatgrid.grid import Run
 from qatgrid.progress import hms, read_curve, truncate_curve
 from qatgrid.train import train_run
 
-TRAIN = {"device": "cpu", "threads": 1, "steps": 12, "warmup_steps": 2, "seq_len": 32, "batch_size": 4,
-         "lr": {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003},
-         "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 8}, "weight_decay": 0.0, "grad_clip": 1.0,
-         "logit_softcap": 30.0, "log_every": 2, "eval_every": 4, "eval_tokens": 1024, "checkpoint_every": 6,
-         "diverge_loss": 20.0}
+TRAIN = {
+    "device": "cpu",
+    "threads": 1,
+    "steps": 12,
+    "warmup_steps": 2,
+    "seq_len": 32,
+    "batch_size": 4,
+    "lr": {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003},
+    "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 8},
+    "weight_decay": 0.0,
+    "grad_clip": 1.0,
+    "logit_softcap": 30.0,
+    "log_every": 2,
+    "eval_every": 4,
+    "eval_tokens": 1024,
+    "checkpoint_every": 6,
+    "diverge_loss": 20.0,
+}
 RUN = Run("p", 6, "0.1M", 0.25, 1.0, 0)
 
 
@@ -35,8 +48,10 @@ def test_log_lines_carry_throughput_eta_and_val_bpb(data_dir, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="qatgrid.train")
     m = train(data_dir, tmp_path)
     lines = [r.getMessage() for r in caplog.records]
-    train_re = re.compile("^" + re.escape(RUN.id) + r" step (\d+)/12 train_loss=\d+\.\d{4} tok/s=\d+ "
-                          r"elapsed=\d+:\d\d:\d\d eta=\d+:\d\d:\d\d$")
+    train_re = re.compile(
+        "^" + re.escape(RUN.id) + r" step (\d+)/12 train_loss=\d+\.\d{4} tok/s=\d+ "
+        r"elapsed=\d+:\d\d:\d\d eta=\d+:\d\d:\d\d$"
+    )
     val_re = re.compile("^" + re.escape(RUN.id) + r" step (\d+)/12 val_loss=\d+\.\d{4} val_bpb=\d+\.\d{4}$")
     assert [int(train_re.match(s).group(1)) for s in lines if train_re.match(s)] == [2, 4, 6, 8, 10, 12]
     assert [int(val_re.match(s).group(1)) for s in lines if val_re.match(s)] == [4, 8, 12]

@@ -24,7 +24,7 @@ def test_grid_properties(bits):
     q = quantize_rows(w, bits)
     s = row_scale(w, bits)
     for row in q:
-        assert row.unique().numel() <= 2 ** bits
+        assert row.unique().numel() <= 2**bits
     codes = q / s
     assert torch.allclose(codes, codes.round(), atol=1e-4)
     assert codes.abs().max() <= qmax(bits) + 1e-4

@@ -15,10 +15,14 @@ def test_muon_gets_block_matrices_adam_the_control_tensors_and_embedding():
     matrices, control, embed = split_params(model)
     names = {id(p): n for n, p in model.named_parameters()}
     assert sorted(names[id(p)] for p in matrices) == sorted(
-        f"blocks.{i}.{m}.weight" for i in range(3) for m in ("attn.q", "attn.k", "attn.v", "attn.proj", "mlp.up", "mlp.down"))
+        f"blocks.{i}.{m}.weight"
+        for i in range(3)
+        for m in ("attn.q", "attn.k", "attn.v", "attn.proj", "mlp.up", "mlp.down")
+    )
     assert sorted(names[id(p)] for p in control) == sorted(
         [f"blocks.{i}.{t}" for i in range(3) for t in ("attn_scale", "mlp_scale", "resid_mix", "attn.q_gain")]
-        + ["skip_weights"])
+        + ["skip_weights"]
+    )
     assert len(embed) == 1 and embed[0] is model.embed.weight
     muon, adam = build_optimizers(model, "muon", LR, 2.0, 0.0)
     assert isinstance(muon, Muon) and muon.param_groups[0]["lr"] == 0.04

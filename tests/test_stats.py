@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 from scipy import stats as sps
+from synthetic import runs_table
 
 from qatgrid import stats
-from synthetic import runs_table
 
 
 def test_paired_z_equals_scipy_ttest_rel():
@@ -31,8 +31,10 @@ def test_holm_hand_computed():
 
 
 def test_planted_effect_found_and_noise_called_noise():
-    cells = {(4, "100M"): {0.2: 3.10, 0.33: 3.00, 0.5: 3.08},   # wd33 wins by 0.08-0.10 nats
-             (4, "3M"): {0.2: 4.0, 0.33: 4.0, 0.5: 4.0}}        # no effect at all
+    cells = {
+        (4, "100M"): {0.2: 3.10, 0.33: 3.00, 0.5: 3.08},  # wd33 wins by 0.08-0.10 nats
+        (4, "3M"): {0.2: 4.0, 0.33: 4.0, 0.5: 4.0},
+    }  # no effect at all
     df = runs_table(cells, seeds=10, noise=0.01)
     best = stats.optimal_warmdown(df).set_index("size")
     assert best.loc["100M", "best_warmdown"] == 0.33
@@ -64,8 +66,16 @@ def _penalty_table(sizes, slope, intercept, noise, seeds=5, rng_seed=0):
     rows = []
     for size, n in sizes.items():
         for s in range(seeds):
-            rows.append({"phase": "phase2", "size": size, "n_params": n, "bits": 6, "seed": s,
-                         "penalty": intercept + slope * np.log10(n) + rng.normal(0, noise)})
+            rows.append(
+                {
+                    "phase": "phase2",
+                    "size": size,
+                    "n_params": n,
+                    "bits": 6,
+                    "seed": s,
+                    "penalty": intercept + slope * np.log10(n) + rng.normal(0, noise),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -81,7 +91,7 @@ def test_penalty_law_matches_statsmodels_and_covers_heldout():
     x, y = np.log10(train["n_params"].to_numpy()), train["penalty"].to_numpy()
     n = x.size
     resid = y - (intercept + slope * x)
-    s = np.sqrt((resid ** 2).sum() / (n - 2))
+    s = np.sqrt((resid**2).sum() / (n - 2))
     x0 = np.log10(350e6)
     half = sps.t.ppf(0.975, n - 2) * s * np.sqrt(1 + 1 / n + (x0 - x.mean()) ** 2 / ((x - x.mean()) ** 2).sum())
     assert fit.loc["350M", "pi_high"] - fit.loc["350M", "predicted"] == pytest.approx(half, rel=1e-9)
@@ -108,12 +118,15 @@ def test_quant_penalty_pairs_by_seed_at_optimal_cells():
 
 
 def test_probe_ratio_with_t_interval():
-    keys = dict(phase="phase2", size="15M", warmdown_frac=0.33, lr_mult=1.0, optimizer="muon", schedule="linear",
-                length_mult=1)
+    keys = dict(
+        phase="phase2", size="15M", warmdown_frac=0.33, lr_mult=1.0, optimizer="muon", schedule="linear", length_mult=1
+    )
     fp = [0.24, 0.25, 0.26]
     q = [0.25, 0.26, 0.27]
-    probes = pd.DataFrame([{**keys, "bits": 16, "seed": s, "mean_distance": d} for s, d in enumerate(fp)]
-                          + [{**keys, "bits": 6, "seed": s, "mean_distance": d} for s, d in enumerate(q)])
+    probes = pd.DataFrame(
+        [{**keys, "bits": 16, "seed": s, "mean_distance": d} for s, d in enumerate(fp)]
+        + [{**keys, "bits": 6, "seed": s, "mean_distance": d} for s, d in enumerate(q)]
+    )
     out = stats.probe_ratio(probes, 6).iloc[0]
     ratios = np.array(q) / np.array(fp)
     lo, hi = sps.t.interval(0.95, 2, loc=ratios.mean(), scale=sps.sem(ratios))
@@ -131,8 +144,12 @@ def test_penalty_fit_independent_of_statsmodels_version_api():
 
 def test_robustness_flags_a_moved_optimum():
     base = runs_table({(6, "15M"): {0.2: 3.2, 0.33: 3.1, 0.5: 3.3}}, seeds=3)
-    adamw = runs_table({(6, "15M"): {0.2: 3.2, 0.33: 3.1, 0.5: 3.3}}, seeds=3, phase="phase5-adamw").assign(optimizer="adamw")
-    cosine = runs_table({(6, "15M"): {0.2: 3.0, 0.33: 3.1, 0.5: 3.3}}, seeds=3, phase="phase5-cosine").assign(schedule="cosine")
+    adamw = runs_table({(6, "15M"): {0.2: 3.2, 0.33: 3.1, 0.5: 3.3}}, seeds=3, phase="phase5-adamw").assign(
+        optimizer="adamw"
+    )
+    cosine = runs_table({(6, "15M"): {0.2: 3.0, 0.33: 3.1, 0.5: 3.3}}, seeds=3, phase="phase5-cosine").assign(
+        schedule="cosine"
+    )
     rob = stats.robustness(pd.concat([base, adamw, cosine], ignore_index=True)).set_index("arm")
     assert list(rob.index) == ["adamw/linear/x1", "muon/cosine/x1"]
     assert rob.loc["adamw/linear/x1", "unchanged"] and rob.loc["adamw/linear/x1", "base_phase"] == "phase2"
@@ -141,7 +158,8 @@ def test_robustness_flags_a_moved_optimum():
 
 def test_robustness_compares_on_the_warmdowns_the_arm_ran():
     base = runs_table({(6, "15M"): {0.2: 3.0, 0.33: 3.1, 0.5: 3.3}}, seeds=2)
-    arm = runs_table({(6, "15M"): {0.33: 3.1, 0.5: 3.3}}, seeds=2, phase="phase5-adamw",
-                     warmdowns=(0.33, 0.5)).assign(optimizer="adamw")
+    arm = runs_table({(6, "15M"): {0.33: 3.1, 0.5: 3.3}}, seeds=2, phase="phase5-adamw", warmdowns=(0.33, 0.5)).assign(
+        optimizer="adamw"
+    )
     rob = stats.robustness(pd.concat([base, arm], ignore_index=True)).iloc[0]
     assert rob["best_warmdown"] == 0.33 and rob["base_best_warmdown"] == 0.33 and rob["unchanged"]

@@ -8,19 +8,32 @@ import time
 import tomllib
 
 import pytest
-
 from conftest import REPO, load_default_config
+from synthetic import fill_results
+
 from qatgrid.audit import gpu_hours
 from qatgrid.grid import expand_runs
 from qatgrid.status import grid_status, main
-from synthetic import fill_results
 
 HOURS_AGO_2 = time.time() - 7200
 
 
 def curve_line(run, step, loss, eta, t):
-    return json.dumps({"run_id": run.id, "step": step, "steps": 100, "train_loss": loss, "tokens_per_s": 9000.0,
-                       "elapsed_s": 10.0 * step, "eta_s": eta, "time": t}) + "\n"
+    return (
+        json.dumps(
+            {
+                "run_id": run.id,
+                "step": step,
+                "steps": 100,
+                "train_loss": loss,
+                "tokens_per_s": 9000.0,
+                "elapsed_s": 10.0 * step,
+                "eta_s": eta,
+                "time": t,
+            }
+        )
+        + "\n"
+    )
 
 
 def touch(path, text="", mtime=None):
@@ -42,8 +55,10 @@ def planted(tmp_path):
     div = results / "runs" / p2[5].id / "metrics.json"
     touch(div, json.dumps({"run_id": p2[5].id, "diverged": True, "wall_seconds": 360.0}))
     # running: a curve written seconds ago, ending in a half-written line
-    touch(results / "runs" / p2[6].id / "curve.jsonl",
-          curve_line(p2[6], 10, 5.5, 90.0, now - 20) + curve_line(p2[6], 20, 5.1234, 80.0, now - 5) + '{"run_id": "p')
+    touch(
+        results / "runs" / p2[6].id / "curve.jsonl",
+        curve_line(p2[6], 10, 5.5, 90.0, now - 20) + curve_line(p2[6], 20, 5.1234, 80.0, now - 5) + '{"run_id": "p',
+    )
     touch(results / "logs" / "train" / f"{p2[6].id}.log", "started\n")
     # running: just started, only its log so far
     touch(results / "logs" / "train" / f"{int4.id}.log", "loading data\n")
@@ -64,16 +79,47 @@ def test_counts_lists_and_gpu_hours(planted):
     planned = {}
     for run in expand_runs(cfg):
         planned[run.phase] = planned.get(run.phase, 0) + 1
-    assert s["phases"]["phase2"] == {"planned": planned["phase2"], "done": 5, "diverged": 1, "running": 1, "failed": 1,
-                                     "not started": planned["phase2"] - 8}
-    assert s["phases"]["phase5-int4"] == {"planned": 12, "done": 0, "diverged": 0, "running": 1, "failed": 0, "not started": 11}
-    assert s["phases"]["phase5-adamw"] == {"planned": 4, "done": 0, "diverged": 0, "running": 0, "failed": 1, "not started": 3}
+    assert s["phases"]["phase2"] == {
+        "planned": planned["phase2"],
+        "done": 5,
+        "diverged": 1,
+        "running": 1,
+        "failed": 1,
+        "not started": planned["phase2"] - 8,
+    }
+    assert s["phases"]["phase5-int4"] == {
+        "planned": 12,
+        "done": 0,
+        "diverged": 0,
+        "running": 1,
+        "failed": 0,
+        "not started": 11,
+    }
+    assert s["phases"]["phase5-adamw"] == {
+        "planned": 4,
+        "done": 0,
+        "diverged": 0,
+        "running": 0,
+        "failed": 1,
+        "not started": 3,
+    }
     assert s["phases"]["phase5-heldout"]["not started"] == 4
     total = sum(planned.values())
-    assert s["total"] == {"planned": total, "done": 5, "diverged": 1, "running": 2, "failed": 2, "not started": total - 10}
+    assert s["total"] == {
+        "planned": total,
+        "done": 5,
+        "diverged": 1,
+        "running": 2,
+        "failed": 2,
+        "not started": total - 10,
+    }
     running = {e["run_id"]: e for e in s["running"]}
     assert set(running) == {r["p2"][6].id, r["int4"].id}
-    assert (running[r["p2"][6].id]["step"], running[r["p2"][6].id]["train_loss"], running[r["p2"][6].id]["eta_s"]) == (20, 5.1234, 80.0)
+    assert (running[r["p2"][6].id]["step"], running[r["p2"][6].id]["train_loss"], running[r["p2"][6].id]["eta_s"]) == (
+        20,
+        5.1234,
+        80.0,
+    )
     assert 4 < running[r["p2"][6].id]["updated_s_ago"] < 60
     assert running[r["int4"].id]["step"] is None
     failed = {e["run_id"]: e for e in s["failed"]}
@@ -105,9 +151,16 @@ def test_cli_text_and_json(planted, monkeypatch, capsys):
     assert re.search(rf"^phase2 +{n_phase2} +5 +1 +1 +1 +{n_phase2 - 8}$", text, re.M)
     assert re.search(rf"^total +{total} +5 +1 +2 +2 +{total - 10}$", text, re.M)
     assert re.search("^  " + re.escape(r["p2"][6].id) + r"  step 20/100  loss 5\.1234  eta 0:01:20", text, re.M)
-    assert re.search("^  " + re.escape(r["adamw"].id) + r"  stopped after step 50/100 \(last logged\); a retry resumes", text, re.M)
+    assert re.search(
+        "^  " + re.escape(r["adamw"].id) + r"  stopped after step 50/100 \(last logged\); a retry resumes", text, re.M
+    )
     assert "    | Interrupted: stopped by signal 12 at step 50" in text
-    assert re.search(rf"^GPU-hours: 0\.93 spent by 6 finished runs; audit estimate for the whole grid {gpu_hours(cfg)['total']:.2f}$", text, re.M)
+    assert re.search(
+        r"^GPU-hours: 0\.93 spent by 6 finished runs; "
+        rf"audit estimate for the whole grid {gpu_hours(cfg)['total']:.2f}$",
+        text,
+        re.M,
+    )
     assert main(["--results", str(results), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["total"]["planned"] == total and len(s["running"]) == 2 and len(s["failed"]) == 2
@@ -121,10 +174,16 @@ def test_no_results_means_nothing_started(tmp_path):
     assert s["running"] == s["failed"] == [] and s["gpu_hours"]["spent"] == 0
 
 
-@pytest.mark.parametrize("text, message", [
-    ("train: {steps: 0}\n", r"Error validating config file(.|\n)*0 is less than the minimum of 1(.|\n)*\['train'\]\['steps'\]"),
-    ("analysis: {heldout_sizes: ['15M']}\n", r"analysis.heldout_sizes names '15M', which no sweep trains"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "train: {steps: 0}\n",
+            r"Error validating config file(.|\n)*0 is less than the minimum of 1(.|\n)*\['train'\]\['steps'\]",
+        ),
+        ("analysis: {heldout_sizes: ['15M']}\n", r"analysis.heldout_sizes names '15M', which no sweep trains"),
+    ],
+)
 def test_invalid_config_is_a_clear_error(tmp_path, monkeypatch, capsys, text, message):
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
@@ -138,10 +197,17 @@ def test_entry_point_and_no_torch(tmp_path):
     target = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]["qatgrid"]
     module, func = target.split(":")
     assert callable(getattr(importlib.import_module(module), func))
-    code = ("import sys; from qatgrid.cli import main; rc = main(['status', '--results', sys.argv[1]]); "
-            "assert 'torch' not in sys.modules, 'status imported torch'; sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    code = (
+        "import sys; from qatgrid.cli import main; rc = main(['status', '--results', sys.argv[1]]); "
+        "assert 'torch' not in sys.modules, 'status imported torch'; sys.exit(rc)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     assert proc.returncode == 0, proc.stderr
     n = len(expand_runs(load_default_config()))
     assert re.search(rf"^total +{n} +0 +0 +0 +0 +{n}$", proc.stdout, re.M)

@@ -9,16 +9,29 @@ from pathlib import Path
 import pytest
 import torch
 
-from qatgrid.data.text import build_text_data
 from qatgrid import train as train_module
+from qatgrid.data.text import build_text_data
 from qatgrid.grid import Run
 from qatgrid.train import Interrupted, train_run
 
-TRAIN = {"device": "cpu", "threads": 1, "steps": 24, "warmup_steps": 4, "seq_len": 32, "batch_size": 4,
-         "lr": {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003},
-         "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 8}, "weight_decay": 0.0, "grad_clip": 1.0,
-         "logit_softcap": 30.0, "log_every": 4, "eval_every": 8, "eval_tokens": 2048, "checkpoint_every": 4,
-         "diverge_loss": 20.0}
+TRAIN = {
+    "device": "cpu",
+    "threads": 1,
+    "steps": 24,
+    "warmup_steps": 4,
+    "seq_len": 32,
+    "batch_size": 4,
+    "lr": {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003},
+    "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 8},
+    "weight_decay": 0.0,
+    "grad_clip": 1.0,
+    "logit_softcap": 30.0,
+    "log_every": 4,
+    "eval_every": 8,
+    "eval_tokens": 2048,
+    "checkpoint_every": 4,
+    "diverge_loss": 20.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +43,9 @@ def data_dir(tmp_path_factory):
 
 
 def train(data_dir, tmp, run, name="a", **overrides):
-    return train_run(run, {"train": {**TRAIN, **overrides}}, data_dir, str(tmp / name / "out"), str(tmp / name / "state"))
+    return train_run(
+        run, {"train": {**TRAIN, **overrides}}, data_dir, str(tmp / name / "out"), str(tmp / name / "state")
+    )
 
 
 def signal_at_step(monkeypatch, at_step: int, signum: int) -> None:
@@ -132,10 +147,22 @@ def test_sigkill_at_a_random_step_then_rerun_is_bitwise_identical(data_dir, tmp_
     import time
 
     cfg = {**TRAIN, "steps": 60, "checkpoint_every": 3}
-    reference = train_run(Run("p", 4, "0.1M", 0.5, 1.0, 5), {"train": cfg}, data_dir, str(tmp_path / "ref" / "out"),
-                          str(tmp_path / "ref" / "state"))
-    args = [sys.executable, "-c", KILL_SCRIPT, json.dumps(cfg), data_dir, str(tmp_path / "k" / "out"),
-            str(tmp_path / "k" / "state")]
+    reference = train_run(
+        Run("p", 4, "0.1M", 0.5, 1.0, 5),
+        {"train": cfg},
+        data_dir,
+        str(tmp_path / "ref" / "out"),
+        str(tmp_path / "ref" / "state"),
+    )
+    args = [
+        sys.executable,
+        "-c",
+        KILL_SCRIPT,
+        json.dumps(cfg),
+        data_dir,
+        str(tmp_path / "k" / "out"),
+        str(tmp_path / "k" / "state"),
+    ]
     proc = subprocess.Popen(args)
     target = random.Random().randint(3, 50)
     deadline = time.time() + 120
@@ -189,6 +216,7 @@ def test_a_kill_inside_rotation_leaves_a_loadable_checkpoint(tmp_path, monkeypat
                 raise Killed
             calls.append(args)
             return real(*args, **kwargs)
+
         return op
 
     monkeypatch.setattr(train_module.os, "replace", dying(os.replace))
@@ -209,8 +237,25 @@ def test_kept_freed_memory_stops_steps_faulting_their_activations_in_again():
     anew each step would (10 x 1,024 pages); with glibc's defaults they take several times more."""
     faults = {}
     for arm in ("default", "keep_freed"):  # each in a fresh process, as the benchmark runs them
-        out = subprocess.run([sys.executable, str(ALLOCATOR_BENCH), "--child", arm, "--size", "0.1M", "--bits", "6",
-                              "--warmup", "10", "--steps", "10"], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(ALLOCATOR_BENCH),
+                "--child",
+                arm,
+                "--size",
+                "0.1M",
+                "--bits",
+                "6",
+                "--warmup",
+                "10",
+                "--steps",
+                "10",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         result = json.loads(out.stdout)
         assert result["applied"] is (arm == "keep_freed")
         faults[arm] = result["minor_faults"]

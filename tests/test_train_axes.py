@@ -1,8 +1,10 @@
 """Training on the new axes: data order apart from the init seed, batch size with its steps and LR, ternary."""
+
 import math
 
-from qatgrid.grid import Run
 from test_train import TRAIN, data_dir, train  # noqa: F401 (data_dir is a fixture)
+
+from qatgrid.grid import Run
 
 
 def losses(m):
@@ -22,8 +24,14 @@ def test_batch_size_axis_holds_tokens_and_scales_lr(data_dir, tmp_path):
     assert m["batch_size"] == 8 and m["steps"] == 12 and m["tokens"] == 24 * 4 * 32
     assert m["hold_tokens"] is True and m["lr_batch_rule"] == "sqrt"
     assert m["lr"] == TRAIN["lr"]["muon"] * math.sqrt(2)
-    free = train(data_dir, tmp_path, Run("p", 6, "0.1M", 0.25, 1.0, 0, batch_size=8), "free",
-                 hold_tokens=False, lr_batch_rule="hold")
+    free = train(
+        data_dir,
+        tmp_path,
+        Run("p", 6, "0.1M", 0.25, 1.0, 0, batch_size=8),
+        "free",
+        hold_tokens=False,
+        lr_batch_rule="hold",
+    )
     assert free["steps"] == 24 and free["tokens"] == 24 * 8 * 32 and free["lr"] == TRAIN["lr"]["muon"]
     base = train(data_dir, tmp_path, Run("p", 6, "0.1M", 0.25, 1.0, 0), "base")
     assert base["batch_size"] == 4 and base["lr"] == TRAIN["lr"]["muon"]

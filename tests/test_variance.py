@@ -1,4 +1,5 @@
 """Init-seed and data-order variance components (stats.variance_components)."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,10 +12,26 @@ from qatgrid import stats
 def crossed_table(n_init, n_data, sd_init, sd_data, sd_res, seed=0, mean=3.0, **cell) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     a, b = rng.normal(0, sd_init, n_init), rng.normal(0, sd_data, n_data)
-    rows = [{"phase": "phase6-data", "bits": 6, "size": "15M", "n_params": 15e6, "optimizer": "muon",
-             "schedule": "linear", "length_mult": 1, "warmdown_frac": 0.33, "lr_mult": 1.0, "seed": i,
-             "data_seed": j, "final_val_loss": mean + a[i] + b[j] + rng.normal(0, sd_res), "diverged": False, **cell}
-            for i in range(n_init) for j in range(n_data)]
+    rows = [
+        {
+            "phase": "phase6-data",
+            "bits": 6,
+            "size": "15M",
+            "n_params": 15e6,
+            "optimizer": "muon",
+            "schedule": "linear",
+            "length_mult": 1,
+            "warmdown_frac": 0.33,
+            "lr_mult": 1.0,
+            "seed": i,
+            "data_seed": j,
+            "final_val_loss": mean + a[i] + b[j] + rng.normal(0, sd_res),
+            "diverged": False,
+            **cell,
+        }
+        for i in range(n_init)
+        for j in range(n_data)
+    ]
     return pd.DataFrame(rows)
 
 

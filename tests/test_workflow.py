@@ -1,13 +1,14 @@
 """The workflow as users drive it: dry-runs, config errors, lint, and one full run on a tiny config."""
+
 import re
 import shutil
 
 import pandas as pd
 import pytest
-
-from conftest import REPO, snakemake, workflow_copy
-from qatgrid.grid import expand_runs
 import yaml
+from conftest import REPO, snakemake, workflow_copy
+
+from qatgrid.grid import expand_runs
 
 
 @pytest.fixture(scope="module")
@@ -54,18 +55,33 @@ def test_one_figure_needs_a_strict_subset(wf):
     assert any("/int6/" in o for o in penalty) and any("/fp16/" in o for o in penalty)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("train:\n  stepz: 5\n", r"Additional properties are not allowed \('stepz' was unexpected\)"),
-    ("data:\n  vocab_size: 100\n", r"Failed validating 'minimum' in schema\['properties'\]\['data'\]\['properties'\]\['vocab_size'\]"),
-    ("analysis:\n  heldout_sizes: ['350M']\n", r"analysis.heldout_sizes names '350M', which no sweep trains"),
-    ("train:\n  warmup_steps: 500\n", r"train.warmup_steps \(500\) must be < train.steps \(100\)"),
-    ("sweeps:\n  - {phase: p, bits: [16, int5], sizes: ['0.2M'], warmdown_fracs: [0.33], seeds: [0]}\n",
-     r"sweeps\[0\]\.bits: unknown bit-width 'int5'"),
-    ("sweeps:\n  - {phase: p, bits: [16, 6], sizes: ['0.2M'], warmdown_fracs: [0.33], seeds: [0], data_seeds: [1]}\n",
-     r"sweeps\[0\]\.data_seeds has 1 level\(s\) \[1\]; separating init-seed from data-order variance needs at least two"),
-    ("sweeps:\n  - {phase: p, bits: [16, 6], sizes: ['0.2M'], warmdown_fracs: [0.33], seeds: [0], batch_sizes: [3]}\n",
-     r"sweeps\[0\]\.batch_sizes: 3 does not divide the held token budget"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train:\n  stepz: 5\n", r"Additional properties are not allowed \('stepz' was unexpected\)"),
+        (
+            "data:\n  vocab_size: 100\n",
+            r"Failed validating 'minimum' in schema\['properties'\]\['data'\]\['properties'\]\['vocab_size'\]",
+        ),
+        ("analysis:\n  heldout_sizes: ['350M']\n", r"analysis.heldout_sizes names '350M', which no sweep trains"),
+        ("train:\n  warmup_steps: 500\n", r"train.warmup_steps \(500\) must be < train.steps \(100\)"),
+        (
+            "sweeps:\n  - {phase: p, bits: [16, int5], sizes: ['0.2M'], warmdown_fracs: [0.33], seeds: [0]}\n",
+            r"sweeps\[0\]\.bits: unknown bit-width 'int5'",
+        ),
+        (
+            "sweeps:\n  - {phase: p, bits: [16, 6], sizes: ['0.2M'], warmdown_fracs: [0.33], seeds: [0],"
+            " data_seeds: [1]}\n",
+            r"sweeps\[0\]\.data_seeds has 1 level\(s\) \[1\]; separating init-seed from data-order variance"
+            r" needs at least two",
+        ),
+        (
+            "sweeps:\n  - {phase: p, bits: [16, 6], sizes: ['0.2M'], warmdown_fracs: [0.33], seeds: [0],"
+            " batch_sizes: [3]}\n",
+            r"sweeps\[0\]\.batch_sizes: 3 does not divide the held token budget",
+        ),
+    ],
+)
 def test_bad_config_fails_before_any_job_naming_the_key(wf, override, message):
     (wf / "bad.yaml").write_text(override)
     proc = snakemake(wf, "-n", "--configfile", "bad.yaml", check=False)
@@ -90,7 +106,9 @@ def test_end_to_end_tiny(wf):
     # the batch-2 ternary run holds the token budget: twice the steps
     assert (runs["steps"] == 12 * runs["length_mult"] * 4 // runs["batch_size"]).all()
     assert (runs["tokens"] == 12 * runs["length_mult"] * 4 * 32).all()
-    assert runs.loc[runs["batch_size"] == 2, "run_id"].tolist() == ["phase6-lowbit/ternary/0.1M/wd33/lr1x/muon-linear-x1/seed0-bs2"]
+    assert runs.loc[runs["batch_size"] == 2, "run_id"].tolist() == [
+        "phase6-lowbit/ternary/0.1M/wd33/lr1x/muon-linear-x1/seed0-bs2"
+    ]
     assert set(runs["length_mult"]) == {1, 2}
     best = pd.read_csv(tables / "optimal_warmdown.csv")
     assert len(best) == 2 * 2 + 1 + 2 + 1 + 1 + 1  # (bits x size) cells of each phase
@@ -127,7 +145,9 @@ def test_slurm_profile_packs_small_runs_and_sizes_resources(wf):
     paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
     packed = [r for r in expand_runs(paper) if r.size in paper["resources"]["pack_sizes"]]
     assert len(packed) > 8 and out.count("Group job pack") == -(-len(packed) // 8)
-    train_jobs = re.findall(r"rule train:\n(?:\s+\w+: .*\n)*?\s+wildcards: run=(\S+)\n(?:\s+\w+: .*\n)*?\s+resources: (.*)", out)
+    train_jobs = re.findall(
+        r"rule train:\n(?:\s+\w+: .*\n)*?\s+wildcards: run=(\S+)\n(?:\s+\w+: .*\n)*?\s+resources: (.*)", out
+    )
     assert len(train_jobs) == 1345
     for run_id, resources in train_jobs:
         size = run_id.split("/")[2]

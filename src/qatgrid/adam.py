@@ -8,6 +8,7 @@ nothing here needs dynamo. The update is torch.optim.Adam's, operation for opera
 (tests/test_adam.py checks it bitwise against torch.optim.Adam and AdamW on CPU), and it
 uses the multi-tensor `torch._foreach_*` kernels, as torch.optim does by default on GPUs.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -39,9 +40,13 @@ class Optimizer:
 
     def state_dict(self) -> dict:
         params = self.parameters()
-        return {"state": {i: self.state[p] for i, p in enumerate(params) if p in self.state},
-                "param_groups": [{**{k: v for k, v in group.items() if k != "params"},
-                                  "n_params": len(group["params"])} for group in self.param_groups]}
+        return {
+            "state": {i: self.state[p] for i, p in enumerate(params) if p in self.state},
+            "param_groups": [
+                {**{k: v for k, v in group.items() if k != "params"}, "n_params": len(group["params"])}
+                for group in self.param_groups
+            ],
+        }
 
     def load_state_dict(self, state_dict: dict) -> None:
         saved = [group["n_params"] for group in state_dict["param_groups"]]
@@ -51,16 +56,21 @@ class Optimizer:
         for group, saved_group in zip(self.param_groups, state_dict["param_groups"]):
             group.update({k: v for k, v in saved_group.items() if k != "n_params"})
         params = self.parameters()
-        self.state = defaultdict(dict, {
-            params[i]: {k: v.to(params[i].device) if torch.is_tensor(v) else v for k, v in s.items()}
-            for i, s in state_dict["state"].items()})
+        self.state = defaultdict(
+            dict,
+            {
+                params[i]: {k: v.to(params[i].device) if torch.is_tensor(v) else v for k, v in s.items()}
+                for i, s in state_dict["state"].items()
+            },
+        )
 
 
 class Adam(Optimizer):
     """Adam with bias correction; weight decay, when set, is decoupled (AdamW)."""
 
-    def __init__(self, params, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self, params, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, weight_decay: float = 0.0
+    ):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
 
     @torch.no_grad()

@@ -1,5 +1,6 @@
 """Per-run JSON files -> tidy tables. The runs table's columns are the contract
 the analyses rely on (documented in config/README.md, versioned by schema_version)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,9 +10,30 @@ import pandas as pd
 from .grid import parse_run_id
 from .io import atomic_path, read_json
 
-RUN_COLUMNS = ["run_id", "phase", "bits", "size", "n_params", "warmdown_frac", "lr_mult", "lr", "seed",
-               "optimizer", "schedule", "length_mult", "steps", "steps_done", "tokens", "final_val_loss",
-               "final_val_bpb", "diverged", "wall_seconds", "device", "device_name", "schema_version"]
+RUN_COLUMNS = [
+    "run_id",
+    "phase",
+    "bits",
+    "size",
+    "n_params",
+    "warmdown_frac",
+    "lr_mult",
+    "lr",
+    "seed",
+    "optimizer",
+    "schedule",
+    "length_mult",
+    "steps",
+    "steps_done",
+    "tokens",
+    "final_val_loss",
+    "final_val_bpb",
+    "diverged",
+    "wall_seconds",
+    "device",
+    "device_name",
+    "schema_version",
+]
 # Added with the batch-size and data-order axes; metrics written before them lack these, and
 # such runs trained at train.batch_size (unknown here: left empty) with batches ordered by `seed`.
 OPTIONAL_COLUMNS = ["batch_size", "data_seed"]
@@ -24,8 +46,10 @@ def load_runs(metric_paths: list[str]) -> pd.DataFrame:
         missing = [c for c in RUN_COLUMNS if c not in m]
         if missing:
             raise ValueError(f"{path}: metrics lack {', '.join(missing)} (schema_version {m.get('schema_version')})")
-        rows.append({c: m[c] for c in RUN_COLUMNS} | {"batch_size": m.get("batch_size"),
-                                                      "data_seed": m.get("data_seed", m["seed"])})
+        rows.append(
+            {c: m[c] for c in RUN_COLUMNS}
+            | {"batch_size": m.get("batch_size"), "data_seed": m.get("data_seed", m["seed"])}
+        )
     df = pd.DataFrame(rows, columns=RUN_COLUMNS + OPTIONAL_COLUMNS)
     return df.astype({"final_val_loss": float, "final_val_bpb": float, "diverged": bool})
 
@@ -39,8 +63,15 @@ def load_probes(probe_paths: list[str], grid_bits: int) -> pd.DataFrame:
             raise ValueError(f"{path}: no distance to the INT{grid_bits} grid (has {', '.join(p['grids'])})")
         grid = p["grids"][str(grid_bits)]
         run = parse_run_id(p["run_id"])
-        rows.append({"run_id": p["run_id"], **run.as_dict(), "grid_bits": grid_bits,
-                     "mean_distance": grid["mean_distance"], "n_weights": grid["n_weights"]})
+        rows.append(
+            {
+                "run_id": p["run_id"],
+                **run.as_dict(),
+                "grid_bits": grid_bits,
+                "mean_distance": grid["mean_distance"],
+                "n_weights": grid["n_weights"],
+            }
+        )
     return pd.DataFrame(rows)
 
 

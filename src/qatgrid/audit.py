@@ -16,6 +16,7 @@ fixed cost of a job with a warm compile cache, or an empty one for the first run
 compiled shape). A size without a measurement falls back to
 `audit.tokens_per_second` (tokens / rate, no fixed costs); the report says which was used.
 """
+
 from __future__ import annotations
 
 import json
@@ -52,8 +53,11 @@ def read_metrics(results: Path, run_id: str) -> dict | None:
 
 def last_activity(results: Path, run_id: str) -> float | None:
     """Newest mtime of what a training run in flight keeps touching: curve, log, state checkpoint."""
-    paths = (results / "runs" / run_id / "curve.jsonl", results / "logs" / "train" / f"{run_id}.log",
-             results / "state" / run_id / "last.pt")
+    paths = (
+        results / "runs" / run_id / "curve.jsonl",
+        results / "logs" / "train" / f"{run_id}.log",
+        results / "state" / run_id / "last.pt",
+    )
     times = [p.stat().st_mtime for p in paths if p.exists()]
     return max(times) if times else None
 
@@ -89,8 +93,11 @@ def measured_costs(config: dict, bench_dir: str | Path = BENCH_DIR) -> tuple[dic
         return {}, None
     compile_ = config["train"].get("compile", "auto")
     kind = "warm" if compile_ is True or (compile_ == "auto" and cost["device_type"] == "cuda") else "eager"
-    return {size: {**e[kind], "cold_fixed_s": e.get("cold", e[kind])["fixed_s"] if kind == "warm" else e[kind]["fixed_s"]}
-            for size, e in cost["sizes"].items() if kind in e}, path
+    return {
+        size: {**e[kind], "cold_fixed_s": e.get("cold", e[kind])["fixed_s"] if kind == "warm" else e[kind]["fixed_s"]}
+        for size, e in cost["sizes"].items()
+        if kind in e
+    }, path
 
 
 def evaluations(steps: int, train: dict) -> int:
@@ -109,13 +116,17 @@ def cost_model(config: dict, bench_dir: str | Path = BENCH_DIR):
     def hours(size: str, steps: int, tokens: int, first_of_shape: bool = False) -> tuple[float, str]:
         c = measured.get(size)
         if c:
-            seconds = (c["cold_fixed_s" if first_of_shape else "fixed_s"] + tokens / c["tokens_per_s"]
-                       + evaluations(steps, train) * train["eval_tokens"] / c["eval_tokens_per_s"]
-                       + (steps - 1) // train["checkpoint_every"] * c["checkpoint_s"])
+            seconds = (
+                c["cold_fixed_s" if first_of_shape else "fixed_s"]
+                + tokens / c["tokens_per_s"]
+                + evaluations(steps, train) * train["eval_tokens"] / c["eval_tokens_per_s"]
+                + (steps - 1) // train["checkpoint_every"] * c["checkpoint_s"]
+            )
             return seconds / 3600, f"measured ({path.name})"
         if size in rates:
             return tokens / rates[size] / 3600, CONFIG_RATES
         return float("nan"), "none"
+
     return hours
 
 
@@ -130,11 +141,22 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
         shape = (run.size, run.bits, tokens // steps)  # what a compiled graph depends on
         est, source = hours(run.size, steps, tokens, shape not in shapes)
         shapes.add(shape)
-        rows.append({"run_id": run.id, "phase_group": phase_group(run.phase), **run.as_dict(),
-                     "batch_size": run_batch_size(train, run), "data_seed": run_data_seed(run),
-                     "bits_label": bits_label(run.bits), "n_params_nominal": size_to_number(run.size),
-                     "steps": steps, "tokens": tokens, "est_gpu_hours": est, "est_source": source,
-                     "status": run_status(Path(results), run.id) if results is not None else None})
+        rows.append(
+            {
+                "run_id": run.id,
+                "phase_group": phase_group(run.phase),
+                **run.as_dict(),
+                "batch_size": run_batch_size(train, run),
+                "data_seed": run_data_seed(run),
+                "bits_label": bits_label(run.bits),
+                "n_params_nominal": size_to_number(run.size),
+                "steps": steps,
+                "tokens": tokens,
+                "est_gpu_hours": est,
+                "est_source": source,
+                "status": run_status(Path(results), run.id) if results is not None else None,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -142,19 +164,24 @@ def gpu_hours(config: dict, bench_dir: str | Path = BENCH_DIR) -> dict:
     """The grid's estimated GPU-hours: {"total", "per_run" (run_id -> hours), "source" (run_id ->
     where its figures came from), "per_size" (size -> {"runs", "gpu_hours", "source"})}."""
     table = grid_table(config, None, bench_dir)
-    per_size = table.groupby("size").agg(runs=("run_id", "size"), gpu_hours=("est_gpu_hours", "sum"),
-                                         source=("est_source", "first"))
-    return {"total": float(table["est_gpu_hours"].sum()),
-            "per_run": dict(zip(table["run_id"], table["est_gpu_hours"])),
-            "source": dict(zip(table["run_id"], table["est_source"])),
-            "per_size": per_size.to_dict(orient="index")}
+    per_size = table.groupby("size").agg(
+        runs=("run_id", "size"), gpu_hours=("est_gpu_hours", "sum"), source=("est_source", "first")
+    )
+    return {
+        "total": float(table["est_gpu_hours"].sum()),
+        "per_run": dict(zip(table["run_id"], table["est_gpu_hours"])),
+        "source": dict(zip(table["run_id"], table["est_source"])),
+        "per_size": per_size.to_dict(orient="index"),
+    }
 
 
 def check_counts(table: pd.DataFrame, expected: dict[str, int]) -> list[str]:
     """Mismatches between the grid and the expected counts ('total' or a phase group)."""
     counts = table.groupby("phase_group").size().to_dict()
     counts["total"] = len(table)
-    return [f"{k}: grid has {counts.get(k, 0)} runs, expected {v}" for k, v in expected.items() if counts.get(k, 0) != v]
+    return [
+        f"{k}: grid has {counts.get(k, 0)} runs, expected {v}" for k, v in expected.items() if counts.get(k, 0) != v
+    ]
 
 
 def _md_table(df: pd.DataFrame) -> str:
@@ -167,16 +194,38 @@ def _md_table(df: pd.DataFrame) -> str:
 
 def report(config: dict, table: pd.DataFrame) -> str:
     expected = config.get("audit", {}).get("expected_runs", {})
-    per_phase = (table.groupby(["phase_group", "phase"]).agg(runs=("run_id", "size"), gpu_hours=("est_gpu_hours", "sum"))
-                 .reset_index())
+    per_phase = (
+        table.groupby(["phase_group", "phase"])
+        .agg(runs=("run_id", "size"), gpu_hours=("est_gpu_hours", "sum"))
+        .reset_index()
+    )
     status = table.pivot_table(index="phase", columns="status", values="run_id", aggfunc="size", fill_value=0)
     status = status.reindex(columns=list(STATUSES), fill_value=0).reset_index()
-    per_size = (table.groupby("size").agg(n_params=("n_params_nominal", "first"), runs=("run_id", "size"),
-                                          gpu_hours=("est_gpu_hours", "sum"), source=("est_source", "first"))
-                .sort_values("n_params").reset_index().drop(columns="n_params"))
+    per_size = (
+        table.groupby("size")
+        .agg(
+            n_params=("n_params_nominal", "first"),
+            runs=("run_id", "size"),
+            gpu_hours=("est_gpu_hours", "sum"),
+            source=("est_source", "first"),
+        )
+        .sort_values("n_params")
+        .reset_index()
+        .drop(columns="n_params")
+    )
     axes = []
-    for axis in ("bits_label", "size", "warmdown_frac", "lr_mult", "seed", "optimizer", "schedule", "length_mult",
-                 "batch_size", "data_seed"):
+    for axis in (
+        "bits_label",
+        "size",
+        "warmdown_frac",
+        "lr_mult",
+        "seed",
+        "optimizer",
+        "schedule",
+        "length_mult",
+        "batch_size",
+        "data_seed",
+    ):
         for level, n in table.groupby(axis, sort=True).size().items():
             axes.append({"axis": axis.removesuffix("_label"), "level": level, "runs": n})
     mismatches = check_counts(table, expected)
@@ -186,20 +235,41 @@ def report(config: dict, table: pd.DataFrame) -> str:
         got = len(table) if k == "total" else counts.get(k, 0)
         check.append(f"- {k}: {got} planned, {v} expected — {'OK' if got == v else 'MISMATCH'}")
     unfinished = table[table["status"].isin(["diverged", "partial", "failed"])][["run_id", "status"]]
-    return "\n".join([
-        "# Grid audit", "",
-        f"{len(table)} training runs; estimated {table['est_gpu_hours'].sum():.4g} GPU-hours.", "",
-        estimate_note(config, per_size), "",
-        *check, "",
-        "## Runs per phase", "", _md_table(per_phase), "",
-        "## Status (from results/)", "", _md_table(status), "",
-        "## Runs and GPU-hours per size", "", _md_table(per_size), "",
-        f"Held-out sizes for the penalty law: {', '.join(config['analysis']['heldout_sizes']) or 'none'}", "",
-        "## Runs per axis level", "", _md_table(pd.DataFrame(axes)), "",
-        "## Diverged, interrupted or failed runs", "",
-        _md_table(unfinished) if len(unfinished) else "none", "",
-        *(["**MISMATCH**: " + "; ".join(mismatches)] if mismatches else []),
-    ])
+    return "\n".join(
+        [
+            "# Grid audit",
+            "",
+            f"{len(table)} training runs; estimated {table['est_gpu_hours'].sum():.4g} GPU-hours.",
+            "",
+            estimate_note(config, per_size),
+            "",
+            *check,
+            "",
+            "## Runs per phase",
+            "",
+            _md_table(per_phase),
+            "",
+            "## Status (from results/)",
+            "",
+            _md_table(status),
+            "",
+            "## Runs and GPU-hours per size",
+            "",
+            _md_table(per_size),
+            "",
+            f"Held-out sizes for the penalty law: {', '.join(config['analysis']['heldout_sizes']) or 'none'}",
+            "",
+            "## Runs per axis level",
+            "",
+            _md_table(pd.DataFrame(axes)),
+            "",
+            "## Diverged, interrupted or failed runs",
+            "",
+            _md_table(unfinished) if len(unfinished) else "none",
+            "",
+            *(["**MISMATCH**: " + "; ".join(mismatches)] if mismatches else []),
+        ]
+    )
 
 
 def estimate_note(config: dict, per_size: pd.DataFrame) -> str:
@@ -209,18 +279,25 @@ def estimate_note(config: dict, per_size: pd.DataFrame) -> str:
     parts = []
     for source, sizes in by_source.items():
         if source.startswith("measured"):
-            parts.append(f"{sizes}: throughput and per-run overhead measured on `{device}` {source.removeprefix('measured ')} "
-                         "by `benchmarks/bench_compile.py`")
+            parts.append(
+                f"{sizes}: throughput and per-run overhead measured on `{device}` {source.removeprefix('measured ')} "
+                "by `benchmarks/bench_compile.py`"
+            )
         elif source == CONFIG_RATES:
             parts.append(f"{sizes}: `{CONFIG_RATES}` (tokens / rate; no per-run overhead)")
         else:
             parts.append(f"{sizes}: no figure (counted as 0)")
-    missing = f" No run costs measured for `audit.device: {device}`." if device and not by_source.index.str.startswith("measured").any() else ""
+    missing = (
+        f" No run costs measured for `audit.device: {device}`."
+        if device and not by_source.index.str.startswith("measured").any()
+        else ""
+    )
     return "Estimate per size — " + "; ".join(parts) + "." + missing
 
 
-def write_audit(config: dict, results: str | Path, md_path: str | Path, csv_path: str | Path,
-                bench_dir: str | Path = BENCH_DIR) -> pd.DataFrame:
+def write_audit(
+    config: dict, results: str | Path, md_path: str | Path, csv_path: str | Path, bench_dir: str | Path = BENCH_DIR
+) -> pd.DataFrame:
     """Write the audit; raise AuditMismatch (after writing) when the counts differ from `audit.expected_runs`."""
     from .aggregate import write_table
     from .io import atomic_path

@@ -1,4 +1,5 @@
 """The `qatgrid` command. Subcommands import what they need, so `qatgrid status` stays torch-free."""
+
 from __future__ import annotations
 
 import sys

@@ -6,6 +6,7 @@ read back by `parse_run_id`, e.g. ``phase2/int6/15M/wd33/lr1x/muon-linear-x1/see
 Runs on the two optional axes carry a suffix on the seed segment, ``seed0-bs16``,
 ``seed0-data2`` or ``seed0-bs16-data2``; runs without them keep the plain id.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -14,16 +15,39 @@ from dataclasses import asdict, dataclass
 
 # Axis name in a sweep -> field of Run. Each sweep is the cartesian product of
 # its axes; a missing axis takes the default below.
-AXES = ("bits", "size", "warmdown_frac", "lr_mult", "seed", "optimizer", "schedule", "length_mult",
-        "batch_size", "data_seed")
+AXES = (
+    "bits",
+    "size",
+    "warmdown_frac",
+    "lr_mult",
+    "seed",
+    "optimizer",
+    "schedule",
+    "length_mult",
+    "batch_size",
+    "data_seed",
+)
 SWEEP_KEYS = {
-    "bits": "bits", "sizes": "size", "warmdown_fracs": "warmdown_frac", "lr_mults": "lr_mult",
-    "seeds": "seed", "optimizers": "optimizer", "schedules": "schedule", "length_mults": "length_mult",
-    "batch_sizes": "batch_size", "data_seeds": "data_seed",
+    "bits": "bits",
+    "sizes": "size",
+    "warmdown_fracs": "warmdown_frac",
+    "lr_mults": "lr_mult",
+    "seeds": "seed",
+    "optimizers": "optimizer",
+    "schedules": "schedule",
+    "length_mults": "length_mult",
+    "batch_sizes": "batch_size",
+    "data_seeds": "data_seed",
 }
 # None on the two optional axes means "as today": train.batch_size, and batches ordered by the init seed.
-SWEEP_DEFAULTS = {"lr_mults": [1.0], "optimizers": ["muon"], "schedules": ["linear"], "length_mults": [1],
-                  "batch_sizes": [None], "data_seeds": [None]}
+SWEEP_DEFAULTS = {
+    "lr_mults": [1.0],
+    "optimizers": ["muon"],
+    "schedules": ["linear"],
+    "length_mults": [1],
+    "batch_sizes": [None],
+    "data_seeds": [None],
+}
 
 # Bit-widths in descending order. Ternary (BitNet b1.58) is stored as bits = 1.
 SUPPORTED_BITS = (16, 8, 6, 4, 3, 2, 1)
@@ -75,20 +99,26 @@ def parse_bits(value, key: str) -> int:
 
 def run_id(run: Run) -> str:
     wd = _num(round(run.warmdown_frac * 100, 6))
-    extra = (f"-bs{run.batch_size}" if run.batch_size is not None else "") + \
-            (f"-data{run.data_seed}" if run.data_seed is not None else "")
-    return (f"{run.phase}/{bits_label(run.bits)}/{run.size}/wd{wd}/lr{_num(run.lr_mult)}x/"
-            f"{run.optimizer}-{run.schedule}-x{_num(run.length_mult)}/seed{run.seed}{extra}")
+    extra = (f"-bs{run.batch_size}" if run.batch_size is not None else "") + (
+        f"-data{run.data_seed}" if run.data_seed is not None else ""
+    )
+    return (
+        f"{run.phase}/{bits_label(run.bits)}/{run.size}/wd{wd}/lr{_num(run.lr_mult)}x/"
+        f"{run.optimizer}-{run.schedule}-x{_num(run.length_mult)}/seed{run.seed}{extra}"
+    )
 
 
 # What Snakemake's {run} wildcard may match (rules/common.smk); parse_run_id is stricter.
-RUN_ID_WILDCARD = (r"[A-Za-z0-9_.-]+/(?:fp16|int\d+|ternary)/[0-9.]+[KMB]/wd[0-9.]+/lr[0-9.]+x/"
-                   r"[a-z]+-[a-z]+-x[0-9.]+/seed\d+(?:-bs\d+)?(?:-data\d+)?")
+RUN_ID_WILDCARD = (
+    r"[A-Za-z0-9_.-]+/(?:fp16|int\d+|ternary)/[0-9.]+[KMB]/wd[0-9.]+/lr[0-9.]+x/"
+    r"[a-z]+-[a-z]+-x[0-9.]+/seed\d+(?:-bs\d+)?(?:-data\d+)?"
+)
 
 _RUN_ID = re.compile(
     r"^(?P<phase>[A-Za-z0-9_.-]+)/(?:fp(?P<fp>16)|int(?P<int>\d+)|(?P<ternary>ternary))/(?P<size>[0-9.]+[KMB])/"
     r"wd(?P<wd>[0-9.]+)/lr(?P<lr>[0-9.]+)x/(?P<opt>[a-z]+)-(?P<sched>[a-z]+)-x(?P<len>[0-9.]+)/"
-    r"seed(?P<seed>\d+)(?:-bs(?P<bs>\d+))?(?:-data(?P<data>\d+))?$")
+    r"seed(?P<seed>\d+)(?:-bs(?P<bs>\d+))?(?:-data(?P<data>\d+))?$"
+)
 
 
 def parse_run_id(text: str) -> Run:
@@ -98,10 +128,19 @@ def parse_run_id(text: str) -> Run:
     g = m.groupdict()
     length = float(g["len"])
     bits = 16 if g["fp"] else 1 if g["ternary"] else int(g["int"])
-    return Run(phase=g["phase"], bits=bits, size=g["size"],
-               warmdown_frac=round(float(g["wd"]) / 100, 8), lr_mult=float(g["lr"]), seed=int(g["seed"]),
-               optimizer=g["opt"], schedule=g["sched"], length_mult=int(length) if length.is_integer() else length,
-               batch_size=int(g["bs"]) if g["bs"] else None, data_seed=int(g["data"]) if g["data"] else None)
+    return Run(
+        phase=g["phase"],
+        bits=bits,
+        size=g["size"],
+        warmdown_frac=round(float(g["wd"]) / 100, 8),
+        lr_mult=float(g["lr"]),
+        seed=int(g["seed"]),
+        optimizer=g["opt"],
+        schedule=g["sched"],
+        length_mult=int(length) if length.is_integer() else length,
+        batch_size=int(g["bs"]) if g["bs"] else None,
+        data_seed=int(g["data"]) if g["data"] else None,
+    )
 
 
 def expand_sweep(sweep: dict, index: int = 0) -> list[Run]:
@@ -190,8 +229,11 @@ def job_resources(config: dict, run: Run, attempt: int = 1) -> dict:
     the default) gives the time limit in minutes, doubled on each retry so a run killed at its
     limit gets room to finish from its checkpoint, the memory and the CPU threads."""
     res = config["resources"]["sizes"].get(run.size, config["resources"]["default"])
-    return {"runtime": res["runtime_min"] * 2 ** (attempt - 1), "mem_mb": res["mem_mb"],
-            "threads": res.get("threads", config["train"]["threads"])}
+    return {
+        "runtime": res["runtime_min"] * 2 ** (attempt - 1),
+        "mem_mb": res["mem_mb"],
+        "threads": res.get("threads", config["train"]["threads"]),
+    }
 
 
 def check_config(config: dict) -> list[Run]:
@@ -206,9 +248,14 @@ def check_config(config: dict) -> list[Run]:
         if size not in sizes:
             raise ValueError(f"analysis.heldout_sizes names {size!r}, which no sweep trains (sizes: {sorted(sizes)})")
     check_new_axes(config)
-    for key, b in (("analysis.penalty_bits", config["analysis"]["penalty_bits"]), ("probe.grid_bits", config["probe"]["grid_bits"])):
+    for key, b in (
+        ("analysis.penalty_bits", config["analysis"]["penalty_bits"]),
+        ("probe.grid_bits", config["probe"]["grid_bits"]),
+    ):
         if not {16, b} <= bits:
-            raise ValueError(f"{key} = {b} needs both FP16 and INT{b} runs in the sweeps (bits present: {sorted(bits)})")
+            raise ValueError(
+                f"{key} = {b} needs both FP16 and INT{b} runs in the sweeps (bits present: {sorted(bits)})"
+            )
     return runs
 
 
@@ -218,21 +265,28 @@ def check_new_axes(config: dict) -> None:
     for i, sweep in enumerate(config["sweeps"]):
         data_seeds = sweep.get("data_seeds")
         if data_seeds is not None and len(set(data_seeds)) < 2:
-            raise ValueError(f"sweeps[{i}].data_seeds has {len(set(data_seeds))} level(s) {data_seeds}; separating "
-                             "init-seed from data-order variance needs at least two (drop the key to order by seed)")
+            raise ValueError(
+                f"sweeps[{i}].data_seeds has {len(set(data_seeds))} level(s) {data_seeds}; separating "
+                "init-seed from data-order variance needs at least two (drop the key to order by seed)"
+            )
         batch_sizes = sweep.get("batch_sizes") or []
         if len(batch_sizes) > 1:
             # Analyses key a cell by phase, not batch size: two batch sizes in one sweep would be pooled.
-            raise ValueError(f"sweeps[{i}].batch_sizes lists {len(batch_sizes)} sizes {batch_sizes}; give each batch "
-                             "size its own sweep (phase) so the analyses keep them apart")
+            raise ValueError(
+                f"sweeps[{i}].batch_sizes lists {len(batch_sizes)} sizes {batch_sizes}; give each batch "
+                "size its own sweep (phase) so the analyses keep them apart"
+            )
         for bs in batch_sizes:
             for length in sweep.get("length_mults", SWEEP_DEFAULTS["length_mults"]):
                 steps = scheduled_steps(train, length)
                 if train_option(train, "hold_tokens") and steps * train["batch_size"] % bs:
                     raise ValueError(
                         f"sweeps[{i}].batch_sizes: {bs} does not divide the held token budget of {steps} steps x "
-                        f"train.batch_size {train['batch_size']} sequences (train.hold_tokens is true)")
+                        f"train.batch_size {train['batch_size']} sequences (train.hold_tokens is true)"
+                    )
                 run_steps = scheduled_steps(train, length, bs)
                 if run_steps <= train["warmup_steps"]:
-                    raise ValueError(f"sweeps[{i}].batch_sizes: {bs} leaves {run_steps} steps, not more than "
-                                     f"train.warmup_steps ({train['warmup_steps']})")
+                    raise ValueError(
+                        f"sweeps[{i}].batch_sizes: {bs} leaves {run_steps} steps, not more than "
+                        f"train.warmup_steps ({train['warmup_steps']})"
+                    )

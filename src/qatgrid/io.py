@@ -1,4 +1,5 @@
 """Atomic file output: everything is written to a temporary name and renamed into place."""
+
 from __future__ import annotations
 
 import contextlib
@@ -53,8 +54,9 @@ def setup_logging(log_path: str | os.PathLike | None) -> None:
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="a"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        handlers=handlers, force=True)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True
+    )
 
 
 def exit_without_teardown() -> None:

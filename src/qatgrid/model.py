@@ -12,6 +12,7 @@ Every block matrix is a `QATLinear`, so one model serves FP16 and every fake-qua
 bit-width. The control tensors (scales, gains, mixes, skip weights) are fp32 and never
 quantised, as in the baseline's export; `is_block_matrix` is the one place that says so.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ class ModelConfig:
         return max(1, self.n_head // 2)
 
     @classmethod
-    def from_size(cls, size: str, **kw) -> "ModelConfig":
+    def from_size(cls, size: str, **kw) -> ModelConfig:
         if size not in SIZES:
             raise KeyError(f"unknown model size {size!r}; known sizes: {', '.join(SIZES)}")
         n_layer, d_model = SIZES[size]
@@ -162,10 +163,10 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
         x = x0 = rms_norm(self.embed(idx))
         skips = []
-        for block in self.blocks[:self.n_encoder]:
+        for block in self.blocks[: self.n_encoder]:
             x = block(x, x0)
             skips.append(x)
-        for i, block in enumerate(self.blocks[self.n_encoder:]):
+        for i, block in enumerate(self.blocks[self.n_encoder :]):
             if skips:  # the last encoder output meets the first decoder block (U-Net)
                 x = x + channel(self.skip_weights[i], x) * skips.pop()
             x = block(x, x0)

@@ -6,6 +6,7 @@ difference from torch.optim.Muon is the precision of the iteration: torch.optim.
 runs it in bf16, right on a GPU but 15-20x slower than fp32 on a CPU without native bf16
 matmuls. Here the dtype is a choice (bf16 on CUDA, fp32 on CPU; see optim.ns_dtype_for).
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,9 @@ from .adam import Optimizer
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 
-def newton_schulz(g: torch.Tensor, steps: int = 5, eps: float = 1e-7,
-                  dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+def newton_schulz(
+    g: torch.Tensor, steps: int = 5, eps: float = 1e-7, dtype: torch.dtype = torch.bfloat16
+) -> torch.Tensor:
     """Approximately U V^T for g = U S V^T, computed in `dtype` (the quintic iteration of
     torch.optim.Muon, same operation order). Returns a tensor of `dtype`."""
     a, b, c = NS_COEFFICIENTS
@@ -35,8 +37,16 @@ class Muon(Optimizer):
     """Muon for 2-D parameters. `momentum` may be changed per step through the param groups
     (the baseline warms it up); `ns_dtype` is the precision of the Newton-Schulz iteration."""
 
-    def __init__(self, params, lr: float, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5,
-                 weight_decay: float = 0.0, ns_dtype: torch.dtype = torch.bfloat16):
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.95,
+        nesterov: bool = True,
+        ns_steps: int = 5,
+        weight_decay: float = 0.0,
+        ns_dtype: torch.dtype = torch.bfloat16,
+    ):
         defaults = dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps, weight_decay=weight_decay)
         super().__init__(params, defaults)
         self.ns_dtype = ns_dtype

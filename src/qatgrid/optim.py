@@ -7,6 +7,7 @@ momentum warms up linearly (0.85 -> 0.95 over 500 steps in the baseline); `set_s
 sets LR and momentum for each step. The AdamW arm of Phase 5 trains every parameter with
 AdamW.
 """
+
 from __future__ import annotations
 
 import torch
@@ -40,20 +41,38 @@ def ns_dtype_for(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
 
 
-def build_optimizers(model: torch.nn.Module, optimizer: str, lr: dict, lr_mult: float,
-                     weight_decay: float) -> list[Optimizer]:
+def build_optimizers(
+    model: torch.nn.Module, optimizer: str, lr: dict, lr_mult: float, weight_decay: float
+) -> list[Optimizer]:
     """Each param group remembers its base LR in 'base_lr' so the schedule can scale it."""
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     matrices, control, embed = split_params(model)
     if optimizer == "adamw":
-        opts = [Adam(matrices + control + embed, lr=lr["adamw"] * lr_mult, betas=ADAM_BETAS, eps=ADAM_EPS,
-                     weight_decay=weight_decay)]
+        opts = [
+            Adam(
+                matrices + control + embed,
+                lr=lr["adamw"] * lr_mult,
+                betas=ADAM_BETAS,
+                eps=ADAM_EPS,
+                weight_decay=weight_decay,
+            )
+        ]
     else:
-        muon = Muon(matrices, lr=lr["muon"] * lr_mult, momentum=MOMENTUM_DEFAULT["end"], nesterov=True,
-                    weight_decay=weight_decay, ns_dtype=ns_dtype_for(matrices[0].device))
-        adam = Adam([{"params": embed, "lr": lr["embed"] * lr_mult}, {"params": control, "lr": lr["scalar"] * lr_mult}],
-                    lr=lr["embed"] * lr_mult, betas=ADAM_BETAS, eps=ADAM_EPS)
+        muon = Muon(
+            matrices,
+            lr=lr["muon"] * lr_mult,
+            momentum=MOMENTUM_DEFAULT["end"],
+            nesterov=True,
+            weight_decay=weight_decay,
+            ns_dtype=ns_dtype_for(matrices[0].device),
+        )
+        adam = Adam(
+            [{"params": embed, "lr": lr["embed"] * lr_mult}, {"params": control, "lr": lr["scalar"] * lr_mult}],
+            lr=lr["embed"] * lr_mult,
+            betas=ADAM_BETAS,
+            eps=ADAM_EPS,
+        )
         opts = [muon, adam]
     for opt in opts:
         for group in opt.param_groups:

@@ -9,6 +9,7 @@ the configured grid, plus the overall mean distance to every grid the study trai
 per-tensor absmean step, where weights beyond the outer codes count their
 distance to them).
 """
+
 from __future__ import annotations
 
 import torch
@@ -46,8 +47,15 @@ def probe_grids(state: dict[str, torch.Tensor]) -> dict[int, dict]:
             d = grid_distance(rows, b)
             layers[b][name] = float(d.mean())
             totals[b] += float(d.sum())
-    return {b: {"grid_bits": b, "layers": layers[b], "mean_distance": totals[b] / count if count else float("nan"),
-                "n_weights": count} for b in PROBE_GRIDS}
+    return {
+        b: {
+            "grid_bits": b,
+            "layers": layers[b],
+            "mean_distance": totals[b] / count if count else float("nan"),
+            "n_weights": count,
+        }
+        for b in PROBE_GRIDS
+    }
 
 
 def distances(grids: dict[int, dict]) -> dict[str, float]:
@@ -65,5 +73,10 @@ def probe_checkpoint(path: str) -> dict:
     """The probe of one run: its pre-warmdown checkpoint's distance to each grid in PROBE_GRIDS."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
     grids = probe_grids(ckpt["model"])
-    return {"run_id": ckpt["run_id"], "run_bits": ckpt["bits"], "size": ckpt["size"],
-            "grids": {str(b): g for b, g in grids.items()}, "distances": distances(grids)}
+    return {
+        "run_id": ckpt["run_id"],
+        "run_bits": ckpt["bits"],
+        "size": ckpt["size"],
+        "grids": {str(b): g for b, g in grids.items()},
+        "distances": distances(grids),
+    }

@@ -6,6 +6,7 @@ runs in flight. A resumed run first drops the records beyond its checkpoint's st
 will be logged again) and a half-written last line, so the file ends with every logged
 step exactly once. Nothing here imports torch unless TensorBoard is switched on.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,7 @@ def read_curve(path: Path, run_id: str | None = None) -> list[dict]:
             raise ValueError(f"{path}: line {i + 1} is not a JSON record") from None
     for r in records:
         if run_id is not None and r.get("run_id") != run_id:
-            raise ValueError(f"{path} holds the curve of run {r.get('run_id')!r}, not {run_id!r}; "
-                             "move or delete it")
+            raise ValueError(f"{path} holds the curve of run {r.get('run_id')!r}, not {run_id!r}; move or delete it")
     return records
 
 
@@ -66,8 +66,17 @@ class Progress:
     Throughput and ETA count only this process's steps (a resumed run does not borrow the
     speed of an earlier node); elapsed includes the time of earlier attempts."""
 
-    def __init__(self, run_id: str, out_dir: Path, steps: int, tokens_per_step: int, val_split: dict,
-                 start_step: int = 0, elapsed: float = 0.0, tensorboard: bool = False):
+    def __init__(
+        self,
+        run_id: str,
+        out_dir: Path,
+        steps: int,
+        tokens_per_step: int,
+        val_split: dict,
+        start_step: int = 0,
+        elapsed: float = 0.0,
+        tensorboard: bool = False,
+    ):
         self.run_id, self.steps, self.tokens_per_step, self.val_split = run_id, steps, tokens_per_step, val_split
         self.start_step, self.elapsed0, self.t0 = start_step, elapsed, time.perf_counter()
         self.path = Path(out_dir) / CURVE_FILE
@@ -87,20 +96,48 @@ class Progress:
         done = step - self.start_step
         tps = done * self.tokens_per_step / run_time if run_time > 0 else float("nan")
         eta = (self.steps - step) * run_time / done if done > 0 else None
-        record = {"run_id": self.run_id, "step": step, "steps": self.steps, "train_loss": finite(entry["train_loss"]),
-                  "tokens_per_s": finite(tps), "elapsed_s": self.elapsed0 + run_time, "eta_s": eta, "time": time.time()}
-        log.info("%s step %d/%d train_loss=%.4f tok/s=%.0f elapsed=%s eta=%s", self.run_id, step, self.steps,
-                 entry["train_loss"], tps, hms(record["elapsed_s"]), hms(eta))
+        record = {
+            "run_id": self.run_id,
+            "step": step,
+            "steps": self.steps,
+            "train_loss": finite(entry["train_loss"]),
+            "tokens_per_s": finite(tps),
+            "elapsed_s": self.elapsed0 + run_time,
+            "eta_s": eta,
+            "time": time.time(),
+        }
+        log.info(
+            "%s step %d/%d train_loss=%.4f tok/s=%.0f elapsed=%s eta=%s",
+            self.run_id,
+            step,
+            self.steps,
+            entry["train_loss"],
+            tps,
+            hms(record["elapsed_s"]),
+            hms(eta),
+        )
         if "val_loss" in entry:
             record["val_loss"] = finite(entry["val_loss"])
-            record["val_bpb"] = finite(bits_per_byte(entry["val_loss"], self.val_split["tokens"], self.val_split["bytes"]))
-            log.info("%s step %d/%d val_loss=%.4f val_bpb=%.4f", self.run_id, step, self.steps, entry["val_loss"],
-                     record["val_bpb"] if record["val_bpb"] is not None else float("nan"))
+            record["val_bpb"] = finite(
+                bits_per_byte(entry["val_loss"], self.val_split["tokens"], self.val_split["bytes"])
+            )
+            log.info(
+                "%s step %d/%d val_loss=%.4f val_bpb=%.4f",
+                self.run_id,
+                step,
+                self.steps,
+                entry["val_loss"],
+                record["val_bpb"] if record["val_bpb"] is not None else float("nan"),
+            )
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
         if self.tb is not None:
-            for key, tag in (("train_loss", "loss/train"), ("val_loss", "loss/val"), ("val_bpb", "bpb/val"),
-                             ("tokens_per_s", "throughput/tokens_per_s")):
+            for key, tag in (
+                ("train_loss", "loss/train"),
+                ("val_loss", "loss/val"),
+                ("val_bpb", "bpb/val"),
+                ("tokens_per_s", "throughput/tokens_per_s"),
+            ):
                 if record.get(key) is not None:
                     self.tb.add_scalar(tag, record[key], step)
             self.tb.flush()

@@ -15,6 +15,7 @@ Ternary (stored as bits == 1) is BitNet b1.58's: one absmean scale per tensor,
 with the same straight-through gradient (identity, also where the clamp bites,
 as BitNet trains it).
 """
+
 from __future__ import annotations
 
 import torch

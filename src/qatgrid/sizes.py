@@ -1,4 +1,5 @@
 """Model size table, importable without torch (the Snakefile and config checks use it)."""
+
 from __future__ import annotations
 
 HEAD_DIM = 64

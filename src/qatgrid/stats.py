@@ -13,6 +13,7 @@ the paired t statistic, scipy.stats.ttest_rel). p is two-sided from Student's
 t with n-1 degrees of freedom; within each cell the alternatives' p values are
 Holm-adjusted. z > 0 means the best warmdown wins.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,9 +30,11 @@ def completed(df: pd.DataFrame) -> pd.DataFrame:
 
 def best_lr_per_warmdown(df: pd.DataFrame) -> pd.DataFrame:
     """One row per (cell, warmdown): the LR multiplier with the lowest mean loss, and that mean."""
-    means = (completed(df).groupby(CELL + ["n_params", "warmdown_frac", "lr_mult"], as_index=False)
-             .agg(mean_loss=("final_val_loss", "mean"), sd_loss=("final_val_loss", "std"),
-                  n_seeds=("seed", "nunique")))
+    means = (
+        completed(df)
+        .groupby(CELL + ["n_params", "warmdown_frac", "lr_mult"], as_index=False)
+        .agg(mean_loss=("final_val_loss", "mean"), sd_loss=("final_val_loss", "std"), n_seeds=("seed", "nunique"))
+    )
     idx = means.groupby(CELL + ["warmdown_frac"])["mean_loss"].idxmin()
     return means.loc[idx].reset_index(drop=True)
 
@@ -39,10 +42,12 @@ def best_lr_per_warmdown(df: pd.DataFrame) -> pd.DataFrame:
 def optimal_warmdown(df: pd.DataFrame) -> pd.DataFrame:
     per_wd = best_lr_per_warmdown(df)
     idx = per_wd.groupby(CELL)["mean_loss"].idxmin()
-    best = per_wd.loc[idx].rename(columns={"warmdown_frac": "best_warmdown", "lr_mult": "best_lr_mult",
-                                           "mean_loss": "best_mean_loss"})
-    best["n_warmdowns"] = per_wd.groupby(CELL)["warmdown_frac"].nunique().reindex(
-        pd.MultiIndex.from_frame(best[CELL])).to_numpy()
+    best = per_wd.loc[idx].rename(
+        columns={"warmdown_frac": "best_warmdown", "lr_mult": "best_lr_mult", "mean_loss": "best_mean_loss"}
+    )
+    best["n_warmdowns"] = (
+        per_wd.groupby(CELL)["warmdown_frac"].nunique().reindex(pd.MultiIndex.from_frame(best[CELL])).to_numpy()
+    )
     return best.drop(columns=["sd_loss"]).sort_values(CELL).reset_index(drop=True)
 
 
@@ -97,26 +102,47 @@ def paired_tests(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
             seeds = ref.index.intersection(other.index)
             d = (other.loc[seeds] - ref.loc[seeds]).to_numpy()
             z, p = paired_z(d)
-            cell_rows.append({**dict(zip(CELL, key)), "n_params": cell["n_params"],
-                              "best_warmdown": cell["best_warmdown"], "alt_warmdown": alt["warmdown_frac"],
-                              "n_pairs": int(d.size), "mean_diff": float(d.mean()) if d.size else np.nan,
-                              "sd_diff": float(d.std(ddof=1)) if d.size > 1 else np.nan,
-                              "z": z, "p": p, "seeds_best_wins": int((d > 0).sum())})
+            cell_rows.append(
+                {
+                    **dict(zip(CELL, key)),
+                    "n_params": cell["n_params"],
+                    "best_warmdown": cell["best_warmdown"],
+                    "alt_warmdown": alt["warmdown_frac"],
+                    "n_pairs": int(d.size),
+                    "mean_diff": float(d.mean()) if d.size else np.nan,
+                    "sd_diff": float(d.std(ddof=1)) if d.size > 1 else np.nan,
+                    "z": z,
+                    "p": p,
+                    "seeds_best_wins": int((d > 0).sum()),
+                }
+            )
         if cell_rows:
             adj = holm(np.array([r["p"] for r in cell_rows]))
             for r, pa in zip(cell_rows, adj):
                 r["p_holm"] = pa
                 r["significant"] = bool(pa < alpha)
             rows.extend(cell_rows)
-    cols = CELL + ["n_params", "best_warmdown", "alt_warmdown", "n_pairs", "mean_diff", "sd_diff", "z", "p",
-                   "p_holm", "significant", "seeds_best_wins"]
+    cols = CELL + [
+        "n_params",
+        "best_warmdown",
+        "alt_warmdown",
+        "n_pairs",
+        "mean_diff",
+        "sd_diff",
+        "z",
+        "p",
+        "p_holm",
+        "significant",
+        "seeds_best_wins",
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 
 def regimes(tests: pd.DataFrame) -> pd.DataFrame:
     """Per cell: 'decisive' when the best warmdown beats every alternative significantly, else 'noise-dominated'."""
     g = tests.groupby(CELL + ["n_params", "best_warmdown"], as_index=False).agg(
-        min_abs_z=("z", lambda z: float(np.min(np.abs(z)))), all_significant=("significant", "all"))
+        min_abs_z=("z", lambda z: float(np.min(np.abs(z)))), all_significant=("significant", "all")
+    )
     g["regime"] = np.where(g["all_significant"], "decisive", "noise-dominated")
     return g
 
@@ -141,15 +167,28 @@ def quant_penalty(df: pd.DataFrame, bits: int) -> pd.DataFrame:
 
         def losses(b):
             c = by_bits.loc[b]
-            r = df[(df["phase"] == phase) & (df["size"] == size) & (df["bits"] == b)
-                   & (df["warmdown_frac"] == c["best_warmdown"]) & (df["lr_mult"] == c["best_lr_mult"])]
+            r = df[
+                (df["phase"] == phase)
+                & (df["size"] == size)
+                & (df["bits"] == b)
+                & (df["warmdown_frac"] == c["best_warmdown"])
+                & (df["lr_mult"] == c["best_lr_mult"])
+            ]
             # Pairs share the init seed; where a data-order axis ran, its orders are averaged first.
             return r.groupby("seed")["final_val_loss"].mean()
 
         q, fp = losses(bits), losses(16)
         for seed in q.index.intersection(fp.index):
-            rows.append({"phase": phase, "size": size, "n_params": int(by_bits.loc[bits, "n_params"]),
-                         "bits": bits, "seed": int(seed), "penalty": float(q[seed] - fp[seed])})
+            rows.append(
+                {
+                    "phase": phase,
+                    "size": size,
+                    "n_params": int(by_bits.loc[bits, "n_params"]),
+                    "bits": bits,
+                    "seed": int(seed),
+                    "penalty": float(q[seed] - fp[seed]),
+                }
+            )
     return pd.DataFrame(rows, columns=["phase", "size", "n_params", "bits", "seed", "penalty"])
 
 
@@ -161,16 +200,24 @@ def fit_penalty_law(penalty: pd.DataFrame, heldout_sizes: list[str], alpha: floa
 
     fit_rows = penalty[~penalty["size"].isin(heldout_sizes)]
     if fit_rows["size"].nunique() < 2 or len(fit_rows) < 3:
-        raise ValueError(f"the penalty law needs >= 2 fit sizes and >= 3 points, got "
-                         f"{fit_rows['size'].nunique()} sizes / {len(fit_rows)} points")
+        raise ValueError(
+            f"the penalty law needs >= 2 fit sizes and >= 3 points, got "
+            f"{fit_rows['size'].nunique()} sizes / {len(fit_rows)} points"
+        )
     X = sm.add_constant(np.log10(fit_rows["n_params"].to_numpy(dtype=float)))
     model = sm.OLS(fit_rows["penalty"].to_numpy(dtype=float), X).fit()
-    per_size = penalty.groupby("size", as_index=False).agg(n_params=("n_params", "first"),
-                                                           mean_penalty=("penalty", "mean"), n_seeds=("seed", "nunique"))
-    pred = model.get_prediction(sm.add_constant(np.log10(per_size["n_params"].to_numpy(dtype=float)),
-                                                has_constant="add")).summary_frame(alpha=alpha)
-    out = per_size.assign(predicted=pred["mean"].to_numpy(), pi_low=pred["obs_ci_lower"].to_numpy(),
-                          pi_high=pred["obs_ci_upper"].to_numpy(), heldout=per_size["size"].isin(heldout_sizes))
+    per_size = penalty.groupby("size", as_index=False).agg(
+        n_params=("n_params", "first"), mean_penalty=("penalty", "mean"), n_seeds=("seed", "nunique")
+    )
+    pred = model.get_prediction(
+        sm.add_constant(np.log10(per_size["n_params"].to_numpy(dtype=float)), has_constant="add")
+    ).summary_frame(alpha=alpha)
+    out = per_size.assign(
+        predicted=pred["mean"].to_numpy(),
+        pi_low=pred["obs_ci_lower"].to_numpy(),
+        pi_high=pred["obs_ci_upper"].to_numpy(),
+        heldout=per_size["size"].isin(heldout_sizes),
+    )
     out["covered"] = (out["mean_penalty"] >= out["pi_low"]) & (out["mean_penalty"] <= out["pi_high"])
     out["intercept"], out["slope_per_decade"] = model.params[0], model.params[1]
     out["r_squared"], out["n_fit_points"] = model.rsquared, int(model.nobs)
@@ -189,12 +236,33 @@ def probe_ratio(probes: pd.DataFrame, grid_bits: int, alpha: float = 0.05) -> pd
         r = g["ratio"].to_numpy()
         n, mean = r.size, float(r.mean())
         half = float(sps.t.ppf(1 - alpha / 2, n - 1) * r.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-        rows.append({"phase": phase, "size": size, "grid_bits": grid_bits, "n_pairs": n, "ratio": mean,
-                     "ci_low": mean - half, "ci_high": mean + half,
-                     "qat_distance": float(q.xs((phase, size), level=["phase", "size"]).mean()),
-                     "fp16_distance": float(fp.xs((phase, size), level=["phase", "size"]).mean())})
-    return pd.DataFrame(rows, columns=["phase", "size", "grid_bits", "n_pairs", "ratio", "ci_low", "ci_high",
-                                       "qat_distance", "fp16_distance"])
+        rows.append(
+            {
+                "phase": phase,
+                "size": size,
+                "grid_bits": grid_bits,
+                "n_pairs": n,
+                "ratio": mean,
+                "ci_low": mean - half,
+                "ci_high": mean + half,
+                "qat_distance": float(q.xs((phase, size), level=["phase", "size"]).mean()),
+                "fp16_distance": float(fp.xs((phase, size), level=["phase", "size"]).mean()),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "phase",
+            "size",
+            "grid_bits",
+            "n_pairs",
+            "ratio",
+            "ci_low",
+            "ci_high",
+            "qat_distance",
+            "fp16_distance",
+        ],
+    )
 
 
 def robustness(df: pd.DataFrame) -> pd.DataFrame:
@@ -212,8 +280,11 @@ def robustness(df: pd.DataFrame) -> pd.DataFrame:
     base_phase, base_best = [], []
     for r in arms.itertuples():
         arm_levels = per_wd[(per_wd[CELL] == pd.Series([getattr(r, c) for c in CELL], index=CELL)).all(axis=1)]
-        cand = base_wd[(base_wd["bits"] == r.bits) & (base_wd["size"] == r.size)
-                       & base_wd["warmdown_frac"].isin(arm_levels["warmdown_frac"])]
+        cand = base_wd[
+            (base_wd["bits"] == r.bits)
+            & (base_wd["size"] == r.size)
+            & base_wd["warmdown_frac"].isin(arm_levels["warmdown_frac"])
+        ]
         cand = cand[cand["phase"] == min(cand["phase"])] if len(cand) else cand
         base_phase.append(cand["phase"].iloc[0] if len(cand) else None)
         base_best.append(cand.loc[cand["mean_loss"].idxmin(), "warmdown_frac"] if len(cand) else np.nan)
@@ -223,8 +294,13 @@ def robustness(df: pd.DataFrame) -> pd.DataFrame:
     return arms.reindex(columns=cols).reset_index(drop=True)
 
 
-BOUNDARY_REGIMES = ("decisive at the expected optimum", "decisive elsewhere", "noise-dominated",
-                    "one warmdown only", "not run")
+BOUNDARY_REGIMES = (
+    "decisive at the expected optimum",
+    "decisive elsewhere",
+    "noise-dominated",
+    "one warmdown only",
+    "not run",
+)
 
 
 def boundary_map(best: pd.DataFrame, regime_table: pd.DataFrame, expected_warmdown: float = 0.33) -> pd.DataFrame:
@@ -245,13 +321,25 @@ def boundary_map(best: pd.DataFrame, regime_table: pd.DataFrame, expected_warmdo
     by_cell = best.set_index(["bits", "size"])
     for b in bits_all:
         for s in sizes_all:
-            row = {"bits": int(b), "bits_label": bits_label(b), "size": s, "n_params": int(size_to_number(s)),
-                   "phase": None, "best_warmdown": np.nan, "n_warmdowns": 0, "min_abs_z": np.nan,
-                   "regime": "not run"}
+            row = {
+                "bits": int(b),
+                "bits_label": bits_label(b),
+                "size": s,
+                "n_params": int(size_to_number(s)),
+                "phase": None,
+                "best_warmdown": np.nan,
+                "n_warmdowns": 0,
+                "min_abs_z": np.nan,
+                "regime": "not run",
+            }
             if (b, s) in by_cell.index:
                 c = by_cell.loc[(b, s)]
-                row.update(phase=c["phase"], best_warmdown=float(c["best_warmdown"]),
-                           n_warmdowns=int(c["n_warmdowns"]), regime="one warmdown only")
+                row.update(
+                    phase=c["phase"],
+                    best_warmdown=float(c["best_warmdown"]),
+                    n_warmdowns=int(c["n_warmdowns"]),
+                    regime="one warmdown only",
+                )
                 if (c["phase"], b, s) in reg.index:
                     r = reg.loc[(c["phase"], b, s)]
                     row["min_abs_z"] = float(r["min_abs_z"])
@@ -262,8 +350,20 @@ def boundary_map(best: pd.DataFrame, regime_table: pd.DataFrame, expected_warmdo
                     else:
                         row["regime"] = "decisive elsewhere"
             rows.append(row)
-    out = pd.DataFrame(rows, columns=["bits", "bits_label", "size", "n_params", "phase", "best_warmdown",
-                                      "n_warmdowns", "min_abs_z", "regime"])
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "bits",
+            "bits_label",
+            "size",
+            "n_params",
+            "phase",
+            "best_warmdown",
+            "n_warmdowns",
+            "min_abs_z",
+            "regime",
+        ],
+    )
     out["expected_warmdown"] = expected_warmdown
     return out
 
@@ -296,10 +396,29 @@ def variance_components(df: pd.DataFrame) -> pd.DataFrame:
         ms_init = n_data * ((row_m - grand) ** 2).sum() / (n_init - 1)
         ms_data = n_init * ((col_m - grand) ** 2).sum() / (n_data - 1)
         ms_res = ((v - row_m - col_m + grand) ** 2).sum() / ((n_init - 1) * (n_data - 1))
-        rows.append({**dict(zip(VARIANCE_CELL, key)), "n_params": cell["n_params"].iloc[0],
-                     "n_init_seeds": n_init, "n_data_seeds": n_data, "mean_loss": float(grand),
-                     "var_init": float((ms_init - ms_res) / n_data), "var_data": float((ms_data - ms_res) / n_init),
-                     "var_residual": float(ms_res), "ms_init": float(ms_init), "ms_data": float(ms_data)})
-    cols = VARIANCE_CELL + ["n_params", "n_init_seeds", "n_data_seeds", "mean_loss", "var_init", "var_data",
-                            "var_residual", "ms_init", "ms_data"]
+        rows.append(
+            {
+                **dict(zip(VARIANCE_CELL, key)),
+                "n_params": cell["n_params"].iloc[0],
+                "n_init_seeds": n_init,
+                "n_data_seeds": n_data,
+                "mean_loss": float(grand),
+                "var_init": float((ms_init - ms_res) / n_data),
+                "var_data": float((ms_data - ms_res) / n_init),
+                "var_residual": float(ms_res),
+                "ms_init": float(ms_init),
+                "ms_data": float(ms_data),
+            }
+        )
+    cols = VARIANCE_CELL + [
+        "n_params",
+        "n_init_seeds",
+        "n_data_seeds",
+        "mean_loss",
+        "var_init",
+        "var_data",
+        "var_residual",
+        "ms_init",
+        "ms_data",
+    ]
     return pd.DataFrame(rows, columns=cols)

@@ -9,6 +9,7 @@ SLURM is running the grid. A run's state comes from qatgrid.audit.run_status:
   preempted and waiting for its retry; a checkpoint lets the retry resume)
 - not started: nothing written yet
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,12 +25,19 @@ import yaml
 from .grid import check_config, expand_runs
 
 COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
-AUDIT_TO_STATUS = {"done": "done", "diverged": "diverged", "running": "running", "partial": "failed",
-                   "failed": "failed", "missing": "not started"}
+AUDIT_TO_STATUS = {
+    "done": "done",
+    "diverged": "diverged",
+    "running": "running",
+    "partial": "failed",
+    "failed": "failed",
+    "missing": "not started",
+}
 
 
-def load_config(configfiles: list[str], base: str = "config/config.yaml",
-                schema: str = "config/schema/config.schema.yaml") -> dict:
+def load_config(
+    configfiles: list[str], base: str = "config/config.yaml", schema: str = "config/schema/config.schema.yaml"
+) -> dict:
     """config/config.yaml merged with the --configfile ones and validated as the Snakefile does."""
     from snakemake.utils import update_config, validate
 
@@ -68,8 +76,13 @@ def tail_lines(path: Path, n: int) -> list[str]:
         return []
 
 
-def grid_status(config: dict, results: str | Path = "results", running_minutes: float = 15, log_lines: int = 5,
-                now: float | None = None) -> dict:
+def grid_status(
+    config: dict,
+    results: str | Path = "results",
+    running_minutes: float = 15,
+    log_lines: int = 5,
+    now: float | None = None,
+) -> dict:
     """Counts per phase, runs in flight, failed runs with their last log lines, GPU-hours."""
     from .audit import grid_table, read_metrics, run_status
 
@@ -88,9 +101,14 @@ def grid_status(config: dict, results: str | Path = "results", running_minutes: 
             last = tail_record(curve)
             if last is not None and last.get("run_id") != run.id:
                 last = None  # a stray file: training itself refuses it, naming the file
-            entry = {"run_id": run.id, "step": last and last.get("step"), "steps": last and last.get("steps"),
-                     "train_loss": last and last.get("train_loss"), "eta_s": last and last.get("eta_s"),
-                     "updated_s_ago": (now - last["time"]) if last and last.get("time") else None}
+            entry = {
+                "run_id": run.id,
+                "step": last and last.get("step"),
+                "steps": last and last.get("steps"),
+                "train_loss": last and last.get("train_loss"),
+                "eta_s": last and last.get("eta_s"),
+                "updated_s_ago": (now - last["time"]) if last and last.get("time") else None,
+            }
             if status == "running":
                 running.append(entry)
             else:
@@ -98,12 +116,20 @@ def grid_status(config: dict, results: str | Path = "results", running_minutes: 
                 entry["log"] = str(results / "logs" / "train" / f"{run.id}.log")
                 entry["log_tail"] = tail_lines(Path(entry["log"]), log_lines)
                 failed.append(entry)
-    phases = {phase: {"planned": sum(c.values()), **{k: c.get(k, 0) for k in COLUMNS[1:]}} for phase, c in counts.items()}
+    phases = {
+        phase: {"planned": sum(c.values()), **{k: c.get(k, 0) for k in COLUMNS[1:]}} for phase, c in counts.items()
+    }
     total = {k: sum(p[k] for p in phases.values()) for k in COLUMNS}
     estimate = float(grid_table(config, results)["est_gpu_hours"].sum())
-    return {"results": str(results), "running_minutes": running_minutes, "phases": phases, "total": total,
-            "running": running, "failed": failed,
-            "gpu_hours": {"spent": spent_s / 3600, "finished_runs": finished, "estimated_grid": estimate}}
+    return {
+        "results": str(results),
+        "running_minutes": running_minutes,
+        "phases": phases,
+        "total": total,
+        "running": running,
+        "failed": failed,
+        "gpu_hours": {"spent": spent_s / 3600, "finished_runs": finished, "estimated_grid": estimate},
+    }
 
 
 def _hms(seconds) -> str:
@@ -115,23 +141,37 @@ def _hms(seconds) -> str:
 def format_status(s: dict) -> str:
     width = max(len("phase"), *(len(p) for p in s["phases"]))
     header = f"{'phase':<{width}}  " + "  ".join(f"{c:>11}" for c in COLUMNS)
-    rows = [f"{p:<{width}}  " + "  ".join(f"{v[c]:>11}" for c in COLUMNS) for p, v in [*s["phases"].items(), ("total", s["total"])]]
+    rows = [
+        f"{p:<{width}}  " + "  ".join(f"{v[c]:>11}" for c in COLUMNS)
+        for p, v in [*s["phases"].items(), ("total", s["total"])]
+    ]
     out = [header, *rows, ""]
-    out.append(f"Running ({len(s['running'])}; curve, log or checkpoint changed in the last {s['running_minutes']:g} min):")
+    out.append(
+        f"Running ({len(s['running'])}; curve, log or checkpoint changed in the last {s['running_minutes']:g} min):"
+    )
     for r in s["running"]:
         loss = f"{r['train_loss']:.4f}" if r["train_loss"] is not None else "?"
         step = f"{r['step']}/{r['steps']}" if r["step"] is not None else "?/?"
-        out.append(f"  {r['run_id']}  step {step}  loss {loss}  eta {_hms(r['eta_s'])}  "
-                   f"(updated {_hms(r['updated_s_ago'])} ago)")
+        out.append(
+            f"  {r['run_id']}  step {step}  loss {loss}  eta {_hms(r['eta_s'])}  "
+            f"(updated {_hms(r['updated_s_ago'])} ago)"
+        )
     out += ["", f"Failed or interrupted ({len(s['failed'])}):"]
     for r in s["failed"]:
-        where = f"after step {r['step']}/{r['steps']} (last logged)" if r["step"] is not None else "before its first logged step"
+        where = (
+            f"after step {r['step']}/{r['steps']} (last logged)"
+            if r["step"] is not None
+            else "before its first logged step"
+        )
         resume = "a retry resumes from its checkpoint" if r["checkpoint"] else "no checkpoint"
         out.append(f"  {r['run_id']}  stopped {where}; {resume}; log {r['log']}")
         out += [f"    | {line}" for line in r["log_tail"]]
     g = s["gpu_hours"]
-    out += ["", f"GPU-hours: {g['spent']:.2f} spent by {g['finished_runs']} finished runs; "
-                f"audit estimate for the whole grid {g['estimated_grid']:.2f}"]
+    out += [
+        "",
+        f"GPU-hours: {g['spent']:.2f} spent by {g['finished_runs']} finished runs; "
+        f"audit estimate for the whole grid {g['estimated_grid']:.2f}",
+    ]
     return "\n".join(out)
 
 
@@ -139,8 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="qatgrid status", description=__doc__.splitlines()[0])
     parser.add_argument("--configfile", nargs="+", default=[], help="config files merged over config/config.yaml")
     parser.add_argument("--results", default="results", help="results folder (default: results)")
-    parser.add_argument("--running-minutes", type=float, default=15,
-                        help="an unfinished run that wrote within this many minutes counts as running (default 15)")
+    parser.add_argument(
+        "--running-minutes",
+        type=float,
+        default=15,
+        help="an unfinished run that wrote within this many minutes counts as running (default 15)",
+    )
     parser.add_argument("--log-lines", type=int, default=5, help="log lines shown per failed run (default 5)")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     args = parser.parse_args(argv)

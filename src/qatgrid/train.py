@@ -11,6 +11,7 @@ Batches are a pure function of (seed, step), so resuming needs only model,
 optimiser and bookkeeping state, and a resumed CPU run is bitwise identical to
 an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -78,7 +79,9 @@ def keep_freed_memory() -> bool:
         mallopt = ctypes.CDLL(None).mallopt
     except (AttributeError, OSError):  # not glibc (macOS, Windows)
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+        mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    )
 
 
 def setup_device(device: torch.device, threads: int) -> None:
@@ -103,9 +106,16 @@ def use_compile_cache(cache_dir: str | Path | None) -> None:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(cache_dir).resolve())
 
 
-def build_trainer(mcfg: ModelConfig, device: torch.device, compiled: bool, optimizer: str, lr: dict, lr_mult: float,
-                  weight_decay: float, compile_cache: str | Path | None = None
-                  ) -> tuple[GPT, torch.nn.Module, list[torch.Tensor], list]:
+def build_trainer(
+    mcfg: ModelConfig,
+    device: torch.device,
+    compiled: bool,
+    optimizer: str,
+    lr: dict,
+    lr_mult: float,
+    weight_decay: float,
+    compile_cache: str | Path | None = None,
+) -> tuple[GPT, torch.nn.Module, list[torch.Tensor], list]:
     """The model, the forward to train with (compiled or not; it shares the model's parameters),
     the parameter list and the optimisers: everything train_step needs. The caller seeds."""
     model = GPT(mcfg).to(device)
@@ -120,8 +130,15 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
 
 
-def train_step(forward, params: list[torch.Tensor], optimizers: list, x: torch.Tensor, y: torch.Tensor,
-               amp_dtype: torch.dtype | None, grad_clip: float) -> torch.Tensor:
+def train_step(
+    forward,
+    params: list[torch.Tensor],
+    optimizers: list,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    amp_dtype: torch.dtype | None,
+    grad_clip: float,
+) -> torch.Tensor:
     """One optimiser step. Returns the loss tensor unread: reading it (.item()) would make the
     host wait for the GPU, so the loop reads it only at log intervals."""
     with autocast(x.device, amp_dtype):
@@ -136,12 +153,13 @@ def train_step(forward, params: list[torch.Tensor], optimizers: list, x: torch.T
     return loss
 
 
-def get_batch(tokens: np.ndarray, seed: int, step: int, batch_size: int, seq_len: int,
-              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def get_batch(
+    tokens: np.ndarray, seed: int, step: int, batch_size: int, seq_len: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random windows drawn from a generator keyed on (seed, step): stateless, so resumable."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + step)
     starts = torch.randint(0, len(tokens) - seq_len - 1, (batch_size,), generator=g).numpy()
-    window = torch.from_numpy(np.stack([tokens[s:s + seq_len + 1] for s in starts]).astype(np.int64))
+    window = torch.from_numpy(np.stack([tokens[s : s + seq_len + 1] for s in starts]).astype(np.int64))
     if device.type == "cuda":  # pinned host memory: the copy overlaps with the running step
         window = window.pin_memory()
     xy = window.to(device, non_blocking=True)
@@ -154,15 +172,22 @@ def eval_windows(n_val: int, seq_len: int, max_tokens: int) -> int:
 
 
 @torch.no_grad()
-def evaluate(model: GPT, val_tokens: np.ndarray, seq_len: int, batch_size: int, max_tokens: int,
-             device: torch.device, amp_dtype: torch.dtype | None = None) -> float:
+def evaluate(
+    model: GPT,
+    val_tokens: np.ndarray,
+    seq_len: int,
+    batch_size: int,
+    max_tokens: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+) -> float:
     """Mean next-token loss (nats) over the first `max_tokens` validation tokens, in fixed windows."""
     model.eval()
     n_windows = eval_windows(len(val_tokens), seq_len, max_tokens)
     total, count = 0.0, 0
     for i in range(0, n_windows, batch_size):
         idx = range(i, min(i + batch_size, n_windows))
-        window = np.stack([val_tokens[j * seq_len:(j + 1) * seq_len + 1] for j in idx]).astype(np.int64)
+        window = np.stack([val_tokens[j * seq_len : (j + 1) * seq_len + 1] for j in idx]).astype(np.int64)
         xy = torch.from_numpy(window).to(device)
         with autocast(device, amp_dtype):
             loss = model(xy[:, :-1], xy[:, 1:])
@@ -225,9 +250,13 @@ def model_state(model: GPT) -> dict:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-SCHEDULER_ENV = {"slurm_job_id": "SLURM_JOB_ID", "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
-                 "slurm_array_task_id": "SLURM_ARRAY_TASK_ID", "cuda_visible_devices": "CUDA_VISIBLE_DEVICES",
-                 "hostname": "SLURMD_NODENAME"}
+SCHEDULER_ENV = {
+    "slurm_job_id": "SLURM_JOB_ID",
+    "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
+    "slurm_array_task_id": "SLURM_ARRAY_TASK_ID",
+    "cuda_visible_devices": "CUDA_VISIBLE_DEVICES",
+    "hostname": "SLURMD_NODENAME",
+}
 
 
 def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, threads: int = 1) -> dict:
@@ -244,10 +273,23 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
     seq_len, batch_size = train_cfg["seq_len"], run_batch_size(train_cfg, run)
     lr_mult = run.lr_mult * lr_batch_factor(train_cfg, run)
     torch.manual_seed(run.seed)
-    mcfg = ModelConfig.from_size(run.size, vocab_size=meta["vocab_size"], seq_len=seq_len, bits=run.bits,
-                                 logit_softcap=train_cfg["logit_softcap"])
-    model, forward, params, optimizers = build_trainer(mcfg, device, compiled, run.optimizer, train_cfg["lr"],
-                                                       lr_mult, train_cfg["weight_decay"], cfg.get("compile_cache"))
+    mcfg = ModelConfig.from_size(
+        run.size,
+        vocab_size=meta["vocab_size"],
+        seq_len=seq_len,
+        bits=run.bits,
+        logit_softcap=train_cfg["logit_softcap"],
+    )
+    model, forward, params, optimizers = build_trainer(
+        mcfg,
+        device,
+        compiled,
+        run.optimizer,
+        train_cfg["lr"],
+        lr_mult,
+        train_cfg["weight_decay"],
+        cfg.get("compile_cache"),
+    )
 
     state_path = state_dir / "last.pt"
     state = load_state(state_dir)
@@ -261,14 +303,31 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
         log.info("resumed %s from step %d", run.id, step)
     # Bits per byte over exactly the targets `evaluate` scores: positions 1..n of the validation tokens.
     n_eval = eval_windows(len(val_tokens), seq_len, train_cfg["eval_tokens"]) * seq_len
-    evaluated = {"tokens": n_eval, "bytes": int(val_bytes[1:n_eval + 1].sum(dtype=np.int64))}
-    progress = Progress(run.id, out_dir, steps, batch_size * seq_len, evaluated, step, elapsed,
-                        cfg.get("logging", {}).get("tensorboard", False))
+    evaluated = {"tokens": n_eval, "bytes": int(val_bytes[1 : n_eval + 1].sum(dtype=np.int64))}
+    progress = Progress(
+        run.id,
+        out_dir,
+        steps,
+        batch_size * seq_len,
+        evaluated,
+        step,
+        elapsed,
+        cfg.get("logging", {}).get("tensorboard", False),
+    )
 
     def checkpoint() -> None:
         rotate(state_dir)
-        save_checkpoint(state_path, {"model": model_state(model), "optimizers": [o.state_dict() for o in optimizers],
-                                     "step": step, "curve": curve, "elapsed": elapsed, "prewarmdown": prewarmdown})
+        save_checkpoint(
+            state_path,
+            {
+                "model": model_state(model),
+                "optimizers": [o.state_dict() for o in optimizers],
+                "step": step,
+                "curve": curve,
+                "elapsed": elapsed,
+                "prewarmdown": prewarmdown,
+            },
+        )
 
     stop_requested = []
     previous = {s: signal.signal(s, lambda signum, frame: stop_requested.append(signum)) for s in CHECKPOINT_SIGNALS}
@@ -278,8 +337,12 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
         while step < steps:
             if step == wd_start and prewarmdown is None:
                 prewarmdown = model_state(model)
-            set_step(optimizers, lr_multiplier(step, steps, train_cfg["warmup_steps"], run.warmdown_frac, run.schedule),
-                     step, train_cfg["muon_momentum"])
+            set_step(
+                optimizers,
+                lr_multiplier(step, steps, train_cfg["warmup_steps"], run.warmdown_frac, run.schedule),
+                step,
+                train_cfg["muon_momentum"],
+            )
             x, y = get_batch(train_tokens, run_data_seed(run), step, batch_size, seq_len, device)
             loss = train_step(forward, params, optimizers, x, y, amp_dtype, train_cfg["grad_clip"])
             step += 1
@@ -287,8 +350,9 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
                 train_loss = loss.item()
                 entry = {"step": step, "train_loss": train_loss}
                 if step % train_cfg["eval_every"] == 0 or step == steps:
-                    entry["val_loss"] = evaluate(forward, val_tokens, seq_len, batch_size, train_cfg["eval_tokens"], device,
-                                                 amp_dtype)
+                    entry["val_loss"] = evaluate(
+                        forward, val_tokens, seq_len, batch_size, train_cfg["eval_tokens"], device, amp_dtype
+                    )
                 curve.append(entry)
                 progress.log(entry)
                 if not math.isfinite(train_loss) or train_loss > threshold:
@@ -316,24 +380,41 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
     final_val = None if diverged else curve[-1]["val_loss"]
     bpb = None if diverged else bits_per_byte(final_val, evaluated["tokens"], evaluated["bytes"])
     metrics = {
-        "schema_version": METRICS_SCHEMA_VERSION, "run_id": run.id, **run.as_dict(),
-        "n_params": count_params(model), "n_layer": mcfg.n_layer, "d_model": mcfg.d_model,
-        "steps": steps, "steps_done": step, "warmdown_start": wd_start,
-        "tokens": step * batch_size * seq_len, "lr": train_cfg["lr"]["adamw" if run.optimizer == "adamw" else "muon"] * lr_mult,
-        "batch_size": batch_size, "data_seed": run_data_seed(run),
-        "hold_tokens": train_option(train_cfg, "hold_tokens"), "lr_batch_rule": train_option(train_cfg, "lr_batch_rule"),
-        "final_val_loss": final_val, "final_val_bpb": bpb, "diverged": diverged, "curve": curve,
-        "wall_seconds": elapsed, "device": str(device),
+        "schema_version": METRICS_SCHEMA_VERSION,
+        "run_id": run.id,
+        **run.as_dict(),
+        "n_params": count_params(model),
+        "n_layer": mcfg.n_layer,
+        "d_model": mcfg.d_model,
+        "steps": steps,
+        "steps_done": step,
+        "warmdown_start": wd_start,
+        "tokens": step * batch_size * seq_len,
+        "lr": train_cfg["lr"]["adamw" if run.optimizer == "adamw" else "muon"] * lr_mult,
+        "batch_size": batch_size,
+        "data_seed": run_data_seed(run),
+        "hold_tokens": train_option(train_cfg, "hold_tokens"),
+        "lr_batch_rule": train_option(train_cfg, "lr_batch_rule"),
+        "final_val_loss": final_val,
+        "final_val_bpb": bpb,
+        "diverged": diverged,
+        "curve": curve,
+        "wall_seconds": elapsed,
+        "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-        "precision": str(amp_dtype or torch.float32).removeprefix("torch."), "compiled": compiled,
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "precision": str(amp_dtype or torch.float32).removeprefix("torch."),
+        "compiled": compiled,
         "muon_ns_precision": ns_precision(optimizers),
         # Where the run executed: lets the audit and the cluster test tell which scheduler job
         # (and GPU allocation) trained it. Empty outside SLURM.
         "scheduler": {key: os.environ[var] for key, var in SCHEDULER_ENV.items() if var in os.environ},
     }
     # A diverged run stops before warmdown may begin; its probe input is then the last state.
-    save_checkpoint_plain(out_dir / "ckpt_prewarmdown.pt", prewarmdown if prewarmdown is not None else model_state(model), run, mcfg)
+    save_checkpoint_plain(
+        out_dir / "ckpt_prewarmdown.pt", prewarmdown if prewarmdown is not None else model_state(model), run, mcfg
+    )
     save_checkpoint_plain(out_dir / "ckpt_final.pt", model_state(model), run, mcfg)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
@@ -341,8 +422,17 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
 
 def save_checkpoint_plain(path: Path, weights: dict, run: Run, mcfg: ModelConfig) -> None:
     with atomic_path(path) as tmp:
-        torch.save({"model": weights, "run_id": run.id, "bits": run.bits, "size": run.size,
-                    "n_layer": mcfg.n_layer, "d_model": mcfg.d_model}, tmp)
+        torch.save(
+            {
+                "model": weights,
+                "run_id": run.id,
+                "bits": run.bits,
+                "size": run.size,
+                "n_layer": mcfg.n_layer,
+                "d_model": mcfg.d_model,
+            },
+            tmp,
+        )
 
 
 def clear_state(state_dir: str) -> None:

@@ -6,6 +6,7 @@ with a local run of the same config:
 
 Exits non-zero with the failed check's message; prints what it saw otherwise.
 """
+
 import json
 import re
 import subprocess
@@ -22,13 +23,16 @@ def fail(message: str) -> None:
 
 
 def scontrol_job(job_id: str) -> dict:
-    out = subprocess.run(["scontrol", "show", "job", "-d", "-o", job_id], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["scontrol", "show", "job", "-d", "-o", job_id], capture_output=True, text=True, check=True
+    ).stdout
     first = out.splitlines()[0]  # an array job lists one line per task; the fields we read agree
     return dict(field.split("=", 1) for field in first.split() if "=" in field)
 
 
 def same_table(slurm_dir: Path, local_dir: Path, name: str, cols: list[str] | None = None) -> None:
     """The cluster changes where runs execute, never what they compute: bitwise-equal tables."""
+
     def read(d: Path) -> pd.DataFrame:
         table = pd.read_csv(d / "results/tables" / name)
         return table[cols or list(table.columns)].sort_values("run_id").reset_index(drop=True)
@@ -42,8 +46,11 @@ def check_preempted(slurm_dir: Path, local_dir: Path, killed_job: str) -> None:
     """A run signalled mid-training (as SLURM does before a time limit or preemption) saved a
     checkpoint and exited; Snakemake resubmitted it; the new job resumed and ended where an
     uninterrupted run ends, bit for bit."""
-    logs = "\n".join(p.read_text(errors="replace") for d in (slurm_dir / ".snakemake/slurm_logs", slurm_dir / "results/logs")
-                     for p in d.rglob("*.log"))
+    logs = "\n".join(
+        p.read_text(errors="replace")
+        for d in (slurm_dir / ".snakemake/slurm_logs", slurm_dir / "results/logs")
+        for p in d.rglob("*.log")
+    )
     stopped = re.search(r"(\S+): stopped by signal 12 at step (\d+); checkpoint saved", logs)
     if not stopped:
         fail(f"no run says it stopped on SIGUSR2 and saved a checkpoint (signalled job {killed_job})")
@@ -58,9 +65,11 @@ def check_preempted(slurm_dir: Path, local_dir: Path, killed_job: str) -> None:
     local = json.loads((local_dir / "results/runs" / m["run_id"] / "metrics.json").read_text())
     if (m["final_val_loss"], m["curve"]) != (local["final_val_loss"], local["curve"]):
         fail(f"resumed run ends at {m['final_val_loss']!r}, the uninterrupted local run at {local['final_val_loss']!r}")
-    print(f"SLURM job {killed_job} got SIGUSR2: {m['run_id']} stopped at step {stopped[2]} of {m['steps']}; job "
-          f"{m['scheduler']['slurm_job_id']} resumed from step {resumed[1]}; final loss {m['final_val_loss']!r} "
-          "and its loss curve equal the uninterrupted local run's")
+    print(
+        f"SLURM job {killed_job} got SIGUSR2: {m['run_id']} stopped at step {stopped[2]} of {m['steps']}; job "
+        f"{m['scheduler']['slurm_job_id']} resumed from step {resumed[1]}; final loss {m['final_val_loss']!r} "
+        "and its loss curve equal the uninterrupted local run's"
+    )
 
 
 def check_grid(slurm_dir: Path, local_dir: Path) -> None:
@@ -110,15 +119,22 @@ def check_grid(slurm_dir: Path, local_dir: Path) -> None:
         seen[job] = f"{state}, GPU {given}, {info['NumCPUs']} CPU"
 
     # 5. Same results as the local run, probes included. (Wall time and device differ by design.)
-    same_table(slurm_dir, local_dir, "runs.csv", ["run_id", "final_val_loss", "steps", "tokens", "n_params", "diverged"])
+    same_table(
+        slurm_dir, local_dir, "runs.csv", ["run_id", "final_val_loss", "steps", "tokens", "n_params", "diverged"]
+    )
     same_table(slurm_dir, local_dir, "probes.csv")
 
     print(f"{len(metrics)} runs trained through SLURM, results identical to the local run")
     for job, summary in seen.items():
         runs = [m for m in metrics if job in (m["scheduler"]["slurm_job_id"], m["scheduler"].get("slurm_array_job_id"))]
         kind = "array" if "slurm_array_job_id" in runs[0]["scheduler"] else "packed group"
-        print(f"  {kind} job {job} ({summary}): " + ", ".join(
-            m["run_id"] + (f" [task {m['scheduler']['slurm_array_task_id']}]" if kind == "array" else "") for m in runs))
+        print(
+            f"  {kind} job {job} ({summary}): "
+            + ", ".join(
+                m["run_id"] + (f" [task {m['scheduler']['slurm_array_task_id']}]" if kind == "array" else "")
+                for m in runs
+            )
+        )
 
 
 if __name__ == "__main__":

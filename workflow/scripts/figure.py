@@ -14,8 +14,10 @@ name = snakemake.rule.removeprefix("figure_")
 draw, found = {
     "loss_vs_warmdown": (lambda: plots.loss_vs_warmdown(base_arm(table), *out), captions.optimum_found),
     "optimal_warmdown": (lambda: plots.optimal_warmdown_heatmap(base_arm(table), *out), captions.optimum_found),
-    "penalty_law": (lambda: plots.penalty_law(table, pd.read_csv(inp.fit), *out),
-                    lambda _: captions.penalty_found(pd.read_csv(inp.fit))),
+    "penalty_law": (
+        lambda: plots.penalty_law(table, pd.read_csv(inp.fit), *out),
+        lambda _: captions.penalty_found(pd.read_csv(inp.fit)),
+    ),
     "paired_z": (lambda: plots.paired_z_by_size(table, *out), captions.boundary_found),
     "grid_distance": (lambda: plots.grid_distance(table, *out), captions.probe_found),
     "robustness": (lambda: plots.robustness(table, *out), captions.robustness_found),

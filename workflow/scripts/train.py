@@ -12,10 +12,19 @@ setup_logging(snakemake.log[0])
 run = Run(**snakemake.params.run)
 # The compile cache's folder comes from the config, not from params: where a cache lives
 # never changes a result, and params are rerun triggers.
-cfg = {"train": snakemake.params.train, "logging": snakemake.params.logging,
-       "compile_cache": snakemake.config["compile_cache"]}
-train_run(run, cfg, str(Path(snakemake.input.meta).parent), str(Path(snakemake.output.metrics).parent),
-          snakemake.params.state_dir, threads=snakemake.threads)
+cfg = {
+    "train": snakemake.params.train,
+    "logging": snakemake.params.logging,
+    "compile_cache": snakemake.config["compile_cache"],
+}
+train_run(
+    run,
+    cfg,
+    str(Path(snakemake.input.meta).parent),
+    str(Path(snakemake.output.metrics).parent),
+    snakemake.params.state_dir,
+    threads=snakemake.threads,
+)
 # The probe runs here rather than in a job of its own: one process start (and, on a cluster,
 # one queued job) less per run, for a computation that takes milliseconds.
 write_json(snakemake.output.probe, probe_checkpoint(snakemake.output.ckpt_prewarmdown))

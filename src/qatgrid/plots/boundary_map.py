@@ -1,4 +1,5 @@
 """The boundary map: bit-width × size, each cell coloured by its regime, optimum and min |z| written in."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -10,8 +11,13 @@ from ..sizes import size_to_number
 from .style import COLUMN_WIDTH, FULL_WIDTH, bits_name, save
 
 # Okabe-Ito hues again; "not run" stays white so the grid's shape reads at once.
-REGIME_COLORS = {"decisive at the expected optimum": "#0072B2", "decisive elsewhere": "#D55E00",
-                 "noise-dominated": "#F0E442", "one warmdown only": "#DDDDDD", "not run": "#FFFFFF"}
+REGIME_COLORS = {
+    "decisive at the expected optimum": "#0072B2",
+    "decisive elsewhere": "#D55E00",
+    "noise-dominated": "#F0E442",
+    "one warmdown only": "#DDDDDD",
+    "not run": "#FFFFFF",
+}
 
 
 def boundary_map(table: pd.DataFrame, pdf: str, png: str) -> list[str]:
@@ -25,16 +31,16 @@ def boundary_map(table: pd.DataFrame, pdf: str, png: str) -> list[str]:
     fig, ax = plt.subplots(figsize=(width, 1.0 + 0.36 * len(bits)), layout="constrained")
     for r in table.itertuples():
         i, j = bits.index(r.bits), sizes.index(r.size)
-        ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=REGIME_COLORS[r.regime],
-                                   edgecolor="0.75", lw=0.5))
+        ax.add_patch(
+            plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=REGIME_COLORS[r.regime], edgecolor="0.75", lw=0.5)
+        )
         if r.regime == "not run":
             continue
         text = f"{100 * r.best_warmdown:.0f}%"
         if np.isfinite(r.min_abs_z):
             text += f"\n|z|≥{r.min_abs_z:.1f}" if r.min_abs_z < 100 else "\n|z|>99"
         dark = r.regime in ("decisive at the expected optimum", "decisive elsewhere")
-        ax.text(j, i, text, ha="center", va="center", fontsize=5.5, linespacing=1.1,
-                color="white" if dark else "black")
+        ax.text(j, i, text, ha="center", va="center", fontsize=5.5, linespacing=1.1, color="white" if dark else "black")
     ax.set_xlim(-0.5, len(sizes) - 0.5)
     ax.set_ylim(len(bits) - 0.5, -0.5)
     ax.set_xticks(range(len(sizes)), sizes)
@@ -43,6 +49,11 @@ def boundary_map(table: pd.DataFrame, pdf: str, png: str) -> list[str]:
     ax.spines[:].set_visible(False)
     ax.set_xlabel("model size (parameters)")
     present = [r for r in regimes if r in set(table["regime"])]
-    fig.legend([Patch(facecolor=REGIME_COLORS[r], edgecolor="0.6") for r in present], [labels[r] for r in present],
-               loc="outside upper center", ncol=min(3, len(present)), fontsize=6.5)
+    fig.legend(
+        [Patch(facecolor=REGIME_COLORS[r], edgecolor="0.6") for r in present],
+        [labels[r] for r in present],
+        loc="outside upper center",
+        ncol=min(3, len(present)),
+        fontsize=6.5,
+    )
     return save(fig, pdf, png)

@@ -1,5 +1,6 @@
 """Readability check run on every figure before it is saved: no two drawn text elements (titles,
 axis and tick labels, legend entries, annotations) may overlap, and none may leave the canvas."""
+
 from __future__ import annotations
 
 import itertools
@@ -36,8 +37,11 @@ def layout_problems(fig, tolerance_px: float = 0.5) -> list[str]:
     for t in drawn_texts(fig):
         bb = t.get_window_extent(renderer)
         boxes.append((t.get_text().replace("\n", " "), bb.expanded(1, 1).shrunk(1, 1).padded(-tolerance_px)))
-    problems = [f"outside the canvas: {text!r}" for text, bb in boxes
-                if bb.x0 < canvas.x0 - 1 or bb.y0 < canvas.y0 - 1 or bb.x1 > canvas.x1 + 1 or bb.y1 > canvas.y1 + 1]
+    problems = [
+        f"outside the canvas: {text!r}"
+        for text, bb in boxes
+        if bb.x0 < canvas.x0 - 1 or bb.y0 < canvas.y0 - 1 or bb.x1 > canvas.x1 + 1 or bb.y1 > canvas.y1 + 1
+    ]
     for (ta, a), (tb, b) in itertools.combinations(boxes, 2):
         if a.overlaps(b):
             problems.append(f"overlap: {ta!r} and {tb!r}")

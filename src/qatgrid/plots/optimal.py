@@ -1,4 +1,5 @@
 """The optimum map: the warmdown fraction that wins in each (bit-width, size) cell of the base arm."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -28,8 +29,15 @@ def optimal_warmdown_heatmap(best: pd.DataFrame, pdf: str, png: str) -> list[str
                 continue
             k = int(grid[i, j])
             light = cmap(k)[:3] @ np.array([0.299, 0.587, 0.114]) > 0.5
-            ax.text(j, i, f"{100 * levels[k]:.0f}%", ha="center", va="center", fontsize=7,
-                    color="black" if light else "white")
+            ax.text(
+                j,
+                i,
+                f"{100 * levels[k]:.0f}%",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if light else "white",
+            )
     ax.set_xticks(range(len(sizes)), sizes)
     ax.set_yticks(range(len(bits)), [bits_name(b) for b in bits])
     ax.tick_params(length=0)

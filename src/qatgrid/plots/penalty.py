@@ -1,4 +1,5 @@
 """The quantisation penalty law: penalty against size, its log-linear fit and held-out sizes."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -14,15 +15,24 @@ def penalty_law(penalty: pd.DataFrame, fit: pd.DataFrame, pdf: str, png: str) ->
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.5), layout="constrained")
     held = set(fit.loc[fit["heldout"], "size"])
     for is_held, g in penalty.groupby(penalty["size"].isin(held)):
-        ax.scatter(g["n_params"], g["penalty"], s=12, alpha=0.7, marker="s" if is_held else "o",
-                   facecolors="white" if is_held else bits_color(bits), edgecolors=bits_color(bits), lw=0.8,
-                   label="held-out size (per seed)" if is_held else "fitted size (per seed)")
+        ax.scatter(
+            g["n_params"],
+            g["penalty"],
+            s=12,
+            alpha=0.7,
+            marker="s" if is_held else "o",
+            facecolors="white" if is_held else bits_color(bits),
+            edgecolors=bits_color(bits),
+            lw=0.8,
+            label="held-out size (per seed)" if is_held else "fitted size (per seed)",
+        )
     xs = np.geomspace(fit["n_params"].min() / 1.5, fit["n_params"].max() * 1.5, 100)
     a, b = fit["intercept"].iloc[0], fit["slope_per_decade"].iloc[0]
     ax.plot(xs, a + b * np.log10(xs), color="0.2", lw=1, label=f"fit: {b:+.3f} nats per decade")
     f = fit.sort_values("n_params")
-    ax.fill_between(f["n_params"], f["pi_low"], f["pi_high"], color="0.6", alpha=0.3, lw=0,
-                    label="95% prediction interval")
+    ax.fill_between(
+        f["n_params"], f["pi_low"], f["pi_high"], color="0.6", alpha=0.3, lw=0, label="95% prediction interval"
+    )
     ax.set_xscale("log")
     ax.set_xlabel("parameters (log scale)")
     ax.set_ylabel(f"{bits_name(bits)} − FP16 loss (nats)")

@@ -1,4 +1,5 @@
 """Grid distance: do QAT weights sit closer to their grid than FP16 weights do?"""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -29,9 +30,19 @@ def grid_distance(ratio: pd.DataFrame, pdf: str, png: str) -> list[str]:
         x = np.array([sizes.index(s) for s in g["size"]]) + g["dx"].to_numpy()
         lo = (g["ratio"] - g["ci_low"]).fillna(0).clip(lower=0)
         hi = (g["ci_high"] - g["ratio"]).fillna(0).clip(lower=0)
-        ax.errorbar(x, g["ratio"], yerr=[lo, hi], ls="", marker=PHASE_MARKERS[k % len(PHASE_MARKERS)], ms=4,
-                    color=bits_color(bits), mfc="white" if k % 2 else bits_color(bits), capsize=2, lw=0.8,
-                    label=phase_label(phase))
+        ax.errorbar(
+            x,
+            g["ratio"],
+            yerr=[lo, hi],
+            ls="",
+            marker=PHASE_MARKERS[k % len(PHASE_MARKERS)],
+            ms=4,
+            color=bits_color(bits),
+            mfc="white" if k % 2 else bits_color(bits),
+            capsize=2,
+            lw=0.8,
+            label=phase_label(phase),
+        )
     ax.axhline(1, color="0.3", lw=0.8, ls="--")
     ax.set_xticks(range(len(sizes)), sizes)
     ax.set_xlim(-0.6, len(sizes) - 0.4)

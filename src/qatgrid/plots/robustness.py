@@ -1,4 +1,5 @@
 """Phase 5 robustness: does each arm (optimiser, warmdown shape, length) keep the base arm's optimum?"""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -39,8 +40,9 @@ def robustness(per_wd: pd.DataFrame, pdf: str, png: str) -> list[str]:
         g = df[(df["arm"] == name) & (df["size"] == size)]
         for bits, gb in g.groupby("bits"):
             draw_curve(ax, gb, int(bits))
-            gb0 = base[(base["bits"] == bits) & (base["size"] == size)
-                       & base["warmdown_frac"].isin(gb["warmdown_frac"])]
+            gb0 = base[
+                (base["bits"] == bits) & (base["size"] == size) & base["warmdown_frac"].isin(gb["warmdown_frac"])
+            ]
             if len(gb0):
                 draw_curve(ax, relative_curves(gb0.drop(columns=["delta", "half_ci", "is_best"])), int(bits), ls="--")
         ax.set_title(f"{name} · {size}" if len(name) <= 18 else f"{name}\n{size}")  # long arms: two lines

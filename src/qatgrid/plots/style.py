@@ -1,6 +1,7 @@
 """One look for every figure: a colour per bit-width (Okabe-Ito, colour-blind safe), one font
 size scale, PDF with embedded TrueType fonts (journals reject Type 3), PNG readable on a slide,
 and a save that writes atomically."""
+
 from __future__ import annotations
 
 import logging
@@ -28,12 +29,24 @@ MAX_COLS = 4  # facets per row before wrapping
 BITS_COLORS = {16: "#000000", 8: "#0072B2", 6: "#009E73", 4: "#D55E00", 3: "#CC79A7", 2: "#E69F00", 1: "#56B4E9"}
 BITS_MARKERS = {16: "o", 8: "s", 6: "^", 4: "D", 3: "v", 2: "P", 1: "X"}
 
-plt.rcParams.update({
-    "font.family": "DejaVu Sans", "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8,
-    "legend.fontsize": 7, "xtick.labelsize": 7, "ytick.labelsize": 7, "figure.dpi": 100,
-    "pdf.fonttype": 42, "ps.fonttype": 42, "axes.spines.top": False, "axes.spines.right": False,
-    "legend.frameon": False, "savefig.dpi": PNG_DPI,
-})
+plt.rcParams.update(
+    {
+        "font.family": "DejaVu Sans",
+        "font.size": 8,
+        "axes.titlesize": 8,
+        "axes.labelsize": 8,
+        "legend.fontsize": 7,
+        "xtick.labelsize": 7,
+        "ytick.labelsize": 7,
+        "figure.dpi": 100,
+        "pdf.fonttype": 42,
+        "ps.fonttype": 42,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "legend.frameon": False,
+        "savefig.dpi": PNG_DPI,
+    }
+)
 
 
 def bits_color(bits) -> str:
@@ -54,8 +67,14 @@ def facet_grid(n: int, panel_w: float = 1.75, panel_h: float = 1.5, sharey=True,
     """n panels wrapped to at most max_cols columns; unused axes removed. Returns (fig, flat axes)."""
     rows = max(1, math.ceil(n / max_cols))
     cols = max(1, math.ceil(n / rows))  # balanced rows: 5 panels are 3 + 2, not 4 + 1
-    fig, axes = plt.subplots(rows, cols, figsize=(min(FULL_WIDTH, max(COLUMN_WIDTH, panel_w * cols + 0.8)), panel_h * rows + 0.7),
-                             sharey=sharey, squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        rows,
+        cols,
+        figsize=(min(FULL_WIDTH, max(COLUMN_WIDTH, panel_w * cols + 0.8)), panel_h * rows + 0.7),
+        sharey=sharey,
+        squeeze=False,
+        layout="constrained",
+    )
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.remove()
@@ -64,10 +83,8 @@ def facet_grid(n: int, panel_w: float = 1.75, panel_h: float = 1.5, sharey=True,
 
 def bits_legend(fig, bits, **kw) -> None:
     """One legend entry per bit-width (same colour and marker as in every figure), above the panels."""
-    handles = [plt.Line2D([], [], color=bits_color(b), marker=BITS_MARKERS.get(int(b), "o"), ms=4, lw=1)
-               for b in bits]
-    fig.legend(handles, [bits_name(b) for b in bits], loc="outside upper center",
-               ncol=min(len(handles), 7), **kw)
+    handles = [plt.Line2D([], [], color=bits_color(b), marker=BITS_MARKERS.get(int(b), "o"), ms=4, lw=1) for b in bits]
+    fig.legend(handles, [bits_name(b) for b in bits], loc="outside upper center", ncol=min(len(handles), 7), **kw)
 
 
 def save(fig, pdf_path: str, png_path: str) -> list[str]:

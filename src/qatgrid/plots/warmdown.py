@@ -1,4 +1,5 @@
 """Loss against warmdown fraction: does every bit-width at every size share the same optimum?"""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,19 @@ def draw_curve(ax, g: pd.DataFrame, bits: int, ls: str = "-", label=None) -> Non
     g = g.sort_values("warmdown_frac")
     color = bits_color(bits)
     x = 100 * g["warmdown_frac"]
-    ax.errorbar(x, g["delta"], yerr=g["half_ci"], color=color, ls=ls, lw=1, marker=BITS_MARKERS.get(bits, "o"),
-                ms=3, capsize=1.5, elinewidth=0.6, label=label)
+    ax.errorbar(
+        x,
+        g["delta"],
+        yerr=g["half_ci"],
+        color=color,
+        ls=ls,
+        lw=1,
+        marker=BITS_MARKERS.get(bits, "o"),
+        ms=3,
+        capsize=1.5,
+        elinewidth=0.6,
+        label=label,
+    )
     best = g[g["is_best"]]
     ax.scatter(100 * best["warmdown_frac"], best["delta"], s=40, facecolors="none", edgecolors=color, lw=1, zorder=3)
 
@@ -46,7 +58,7 @@ def loss_vs_warmdown(per_wd: pd.DataFrame, pdf: str, png: str) -> list[str]:
         lb = low[low["bits"] == b]
         panels += [(s, lb[lb["size"] == s], b) for s in sizes_in_order(lb["size"])]
     fig, axes = facet_grid(len(panels), sharey=True)
-    for i, (ax, (size, g, low_bits)) in enumerate(zip(axes, panels)):
+    for ax, (size, g, low_bits) in zip(axes, panels):
         for bits, gb in g.groupby("bits"):
             draw_curve(ax, gb, int(bits))
         ax.set_title(size if low_bits is None else f"{bits_name(low_bits)} · {size}")
