@@ -1,6 +1,6 @@
 """CPU training-step time with the optimisers the pipeline used before (torch.optim.Muon, whose
-Newton-Schulz runs in bf16, and torch.optim.Adam) and after (qatgrid.muon.Muon in fp32 on CPU and
-qatgrid.adam.Adam, as the pipeline builds them), at the CPU sizes of the default grid (0.16M INT6
+Newton-Schulz runs in bf16, and torch.optim.Adam) and after (qatgrid.optim.muon.Muon in fp32 on CPU and
+qatgrid.optim.adam.Adam, as the pipeline builds them), at the CPU sizes of the default grid (0.16M INT6
 is the profiled case of the issue).
 
     python benchmarks/muon_precision.py [--steps 30] [--bits 6]

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from qatgrid.adam import Adam
+from qatgrid.optim.adam import Adam
 
 
 def make_params(seed: int) -> list[torch.nn.Parameter]:

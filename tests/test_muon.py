@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from qatgrid.muon import NS_COEFFICIENTS, Muon, newton_schulz
+from qatgrid.optim.muon import NS_COEFFICIENTS, Muon, newton_schulz
 
 
 def quintic_float64(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:

@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from qatgrid.adam import Adam
 from qatgrid.model import GPT, ModelConfig
-from qatgrid.muon import Muon
 from qatgrid.optim import build_optimizers, muon_momentum, ns_precision, set_lr, set_step, split_params
+from qatgrid.optim.adam import Adam
+from qatgrid.optim.muon import Muon
 
 LR = {"muon": 0.02, "embed": 0.01, "scalar": 0.03, "adamw": 0.003}
 BASELINE_MOMENTUM = {"start": 0.85, "end": 0.95, "warmup_steps": 500}

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from .adam import Adam, Optimizer
-from .model import is_block_matrix
+from ..model import is_block_matrix
+from .adam import Adam
+from .base import Optimizer
 from .muon import Muon
 
 OPTIMIZERS = ("muon", "adamw")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .adam import Optimizer
+from .base import Optimizer
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
