@@ -64,11 +64,12 @@ def trainer(size: str, bits: int, batch: int, seq: int, threads: int):
     import torch
 
     from qatgrid.model import ModelConfig, count_params
-    from qatgrid.train import build_trainer, fast_path, resolve_device, setup_device, train_step
+    from qatgrid.runtime import fast_path, resolve_device, setup_device
+    from qatgrid.train import build_trainer, train_step
 
     device = resolve_device("auto")
     setup_device(device, threads)
-    amp_dtype, compiled = fast_path({}, device)
+    amp_dtype, compiled = fast_path(device)
     torch.manual_seed(0)
     mcfg = ModelConfig.from_size(size, vocab_size=1024, seq_len=seq, bits=bits, logit_softcap=30.0)
     model, forward, params, optimizers = build_trainer(mcfg, device, compiled, "muon", LR, 1.0, 0.0)

@@ -30,7 +30,8 @@ def child(arm: str, size: str, bits: int, steps: int, warmup: int = 0) -> dict:
     import torch
 
     from qatgrid.model import ModelConfig
-    from qatgrid.train import build_trainer, keep_freed_memory, train_step
+    from qatgrid.runtime import keep_freed_memory
+    from qatgrid.train import build_trainer, train_step
 
     torch.set_num_threads(1)
     applied = keep_freed_memory() if arm == "keep_freed" else False

@@ -46,9 +46,11 @@ def job(spec: dict) -> dict:
 
     from qatgrid import train as T
     from qatgrid.grid import Run
+    from qatgrid.runfiles import RunFiles
+    from qatgrid.runtime import resolve_device
 
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
-    calls = {name: [] for name in ("train_step", "evaluate", "save_checkpoint", "save_checkpoint_plain", "write_json")}
+    calls = {name: [] for name in ("train_step", "evaluate", "save_state", "save_weights", "write_json")}
 
     def timed(name, fn):
         def wrapper(*args, **kwargs):
@@ -66,11 +68,10 @@ def job(spec: dict) -> dict:
         Run("bench", BITS, spec["size"], 0.5, 1.0, 0),
         {"train": spec["train"], "compile_cache": spec["cache"]},
         spec["data_dir"],
-        spec["out"] + "/out",
-        spec["out"] + "/state",
+        RunFiles("bench", spec["out"]),
         threads=spec["train"]["threads"],
     )
-    return {"calls": calls, "device": str(T.resolve_device(spec["train"]["device"])), "t_end": time.time()}
+    return {"calls": calls, "device": str(resolve_device(spec["train"]["device"])), "t_end": time.time()}
 
 
 def run_job(spec: dict) -> dict:
@@ -91,9 +92,9 @@ def run_job(spec: dict) -> dict:
     step_s = statistics.median(steps[2:])  # steady state: after the compile and the first optimiser step
     evals = [d for _, d in c["evaluate"]]
     eval_s = statistics.median(evals[1:])  # the first evaluation compiles (or loads) its graph
-    ckpt_s = statistics.median(d for _, d in c["save_checkpoint"])
-    finals = c["save_checkpoint_plain"] + c["write_json"]
-    variable = len(steps) * step_s + len(evals) * eval_s + len(c["save_checkpoint"]) * ckpt_s
+    ckpt_s = statistics.median(d for _, d in c["save_state"])
+    finals = c["save_weights"] + c["write_json"]
+    variable = len(steps) * step_s + len(evals) * eval_s + len(c["save_state"]) * ckpt_s
     n_eval_tokens = min(tr["eval_tokens"], spec["val_tokens"] - 1) // tr["seq_len"] * tr["seq_len"]
     return {
         "wall_s": wall,

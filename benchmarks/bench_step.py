@@ -27,7 +27,8 @@ from bench import DEFAULT_TRAIN, LR, machine_name  # this folder: the default's 
 from torch.profiler import ProfilerActivity, profile
 
 from qatgrid.model import ModelConfig, rms_norm, softcap
-from qatgrid.train import build_trainer, setup_device, train_step
+from qatgrid.runtime import setup_device
+from qatgrid.train import build_trainer, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 MATMUL_OPS = {"aten::mm": torch.mm, "aten::addmm": torch.addmm, "aten::bmm": torch.bmm}

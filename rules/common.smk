@@ -9,6 +9,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from qatgrid.data import data_files, data_key  # noqa: E402
 from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources  # noqa: E402
+from qatgrid.runfiles import RunFiles  # noqa: E402
 
 validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
 
@@ -24,6 +25,7 @@ wildcard_constraints:
     run=RUN_ID_WILDCARD,
 
 
+RUN_FILES = RunFiles("{run}")  # the training rule's file patterns
 DATA_KEY = data_key(config["data"])
 DATA_DIR = f"results/data/{DATA_KEY}"
 
@@ -44,7 +46,7 @@ def run_ids(predicate=lambda run: True):
 
 
 def metrics_files(predicate=lambda run: True):
-    return [f"results/runs/{rid}/metrics.json" for rid in run_ids(predicate)]
+    return [str(RunFiles(rid).metrics) for rid in run_ids(predicate)]
 
 
 def is_base_arm(run):
@@ -60,7 +62,7 @@ def probed_runs(run):
 
 
 def probe_files():
-    return [f"results/runs/{rid}/probe.json" for rid in run_ids(probed_runs)]
+    return [str(RunFiles(rid).probe) for rid in run_ids(probed_runs)]
 
 
 def train_resources(wildcards, attempt, key):

@@ -3,16 +3,11 @@ rule train:
         data_outputs(),
         meta=f"{DATA_DIR}/meta.json",
     output:
-        metrics="results/runs/{run}/metrics.json",
-        ckpt_prewarmdown="results/runs/{run}/ckpt_prewarmdown.pt",
-        ckpt_final="results/runs/{run}/ckpt_final.pt",
-        probe="results/runs/{run}/probe.json",
+        **RUN_FILES.outputs(),
     params:
         run=lambda wildcards: RUNS[wildcards.run].as_dict(),
         train=config["train"],
         logging=config.get("logging", {}),
-        # Resumable state sits outside the declared outputs, which Snakemake deletes on failure.
-        state_dir=lambda wildcards: f"results/state/{wildcards.run}",
     threads: lambda wildcards: train_resources(wildcards, 1, "threads")
     group:
         pack_group
@@ -22,6 +17,6 @@ rule train:
     conda:
         "../envs/train.yaml"
     log:
-        "results/logs/train/{run}.log",
+        str(RUN_FILES.log),
     script:
         "../workflow/scripts/train.py"

@@ -12,14 +12,18 @@ from conftest import REPO
 from snakemake.utils import validate
 from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus)
 
+from qatgrid.grid import Run
+from qatgrid.runfiles import RunFiles
+
 # One training run in this process, then Inductor's and AOTAutograd's cache counters on stdout.
 CHILD = """
 import json, sys
 from torch._dynamo.utils import counters
 from qatgrid.grid import Run
+from qatgrid.runfiles import RunFiles
 from qatgrid.train import train_run
-cfg = json.loads(sys.argv[1])
-train_run(Run("p", 6, "0.1M", 0.5, 1.0, 0), cfg, *sys.argv[2:5])
+cfg, run = json.loads(sys.argv[1]), Run("p", 6, "0.1M", 0.5, 1.0, 0)
+train_run(run, cfg, sys.argv[2], RunFiles(run.id, sys.argv[3]))
 print(json.dumps({k: dict(counters[k]) for k in ("inductor", "aot_autograd")}))
 """
 # eval_tokens = batch_size * seq_len: evaluation sees the training batch's shape, so each run
@@ -51,14 +55,14 @@ def train_in_new_process(workdir, data_dir, name: str) -> dict:
     env["PYTHONPATH"] = str(REPO / "src")
     cfg = {"train": TRAIN, "compile_cache": "cache/inductor"}  # relative: resolved in the job's working directory
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(cfg), data_dir, f"{name}/out", f"{name}/state"],
+        [sys.executable, "-c", CHILD, json.dumps(cfg), data_dir, name],
         cwd=workdir,
         env=env,
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    metrics = json.loads((workdir / name / "out" / "metrics.json").read_text())
+    metrics = json.loads(RunFiles(Run("p", 6, "0.1M", 0.5, 1.0, 0).id, workdir / name).metrics.read_text())
     assert metrics["compiled"] is True and metrics["steps_done"] == 2
     return json.loads(proc.stdout.strip().splitlines()[-1])
 

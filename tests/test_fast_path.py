@@ -4,16 +4,17 @@
 import torch
 
 from qatgrid.model import ModelConfig
-from qatgrid.train import build_trainer, fast_path, train_step
+from qatgrid.runtime import fast_path
+from qatgrid.train import build_trainer, train_step
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 def test_fast_path_defaults_and_overrides():
-    assert fast_path({}, CPU) == (None, False)  # CPU stays float32 eager: results never change
-    assert fast_path({}, CUDA) == (torch.bfloat16, True)
-    assert fast_path({"precision": "fp32", "compile": False}, CUDA) == (None, False)
-    assert fast_path({"precision": "bf16", "compile": True}, CPU) == (torch.bfloat16, True)
+    assert fast_path(CPU) == (None, False)  # CPU stays float32 eager: results never change
+    assert fast_path(CUDA) == (torch.bfloat16, True)
+    assert fast_path(CUDA, "fp32", False) == (None, False)
+    assert fast_path(CPU, "bf16", True) == (torch.bfloat16, True)
 
 
 def losses(compiled: bool, steps: int = 4) -> list[float]:

@@ -107,3 +107,31 @@ def test_package_train_defaults_match_the_schema():
         == TRAIN_DEFAULTS
         == {"hold_tokens": True, "lr_batch_rule": "sqrt"}
     )
+
+
+def test_train_config_defaults_are_the_schemas_and_its_keys_are_the_schemas():
+    """The typed TrainConfig has a field per train key of the schema, required where the schema
+    requires it and defaulting to the schema's default elsewhere; an unknown key is refused."""
+    import dataclasses
+    from pathlib import Path
+
+    import pytest
+    import yaml
+
+    from qatgrid.config import TrainConfig
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema" / "config.schema.yaml").read_text())
+    train = schema["properties"]["train"]
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    fields.pop("tensorboard"), fields.pop("compile_cache")
+    assert set(fields) == set(train["properties"])
+    required = {name for name, f in fields.items() if f.default is dataclasses.MISSING}
+    assert required == set(train["required"])
+    for name, f in fields.items():
+        if name not in required:
+            assert f.default == train["properties"][name].get("default", f.default), name
+    assert {name for name in fields if name not in required} <= {
+        name for name, spec in train["properties"].items() if "default" in spec
+    }
+    with pytest.raises(ValueError, match=r"train: unknown key\(s\) \['stpes'\]"):
+        TrainConfig.from_config({"train": {"stpes": 3}})

@@ -9,9 +9,10 @@ import time
 import pytest
 from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus)
 
-from qatgrid import train as train_module
+from qatgrid.checkpoint import load_state
 from qatgrid.grid import Run
 from qatgrid.progress import hms, read_curve, truncate_curve
+from qatgrid.runfiles import RunFiles
 from qatgrid.train import train_run
 
 TRAIN = {
@@ -37,7 +38,7 @@ RUN = Run("p", 6, "0.1M", 0.25, 1.0, 0)
 
 def train(data_dir, tmp, run=RUN, logging_cfg=None, **overrides):
     cfg = {"train": {**TRAIN, **overrides}, "logging": logging_cfg or {}}
-    return train_run(run, cfg, data_dir, str(tmp / "out"), str(tmp / "state"))
+    return train_run(run, cfg, data_dir, RunFiles(run.id, tmp))
 
 
 def test_hms():
@@ -56,7 +57,7 @@ def test_log_lines_carry_throughput_eta_and_val_bpb(data_dir, tmp_path, caplog):
     assert [int(train_re.match(s).group(1)) for s in lines if train_re.match(s)] == [2, 4, 6, 8, 10, 12]
     assert [int(val_re.match(s).group(1)) for s in lines if val_re.match(s)] == [4, 8, 12]
     assert lines[-1].endswith("eta=0:00:00") or val_re.match(lines[-1])
-    curve = read_curve(tmp_path / "out" / "curve.jsonl", RUN.id)
+    curve = read_curve(RunFiles(RUN.id, tmp_path).curve, RUN.id)
     assert [r["step"] for r in curve] == [e["step"] for e in m["curve"]]
     assert [r["train_loss"] for r in curve] == [e["train_loss"] for e in m["curve"]]
     assert curve[-1]["val_loss"] == m["final_val_loss"] and curve[-1]["val_bpb"] == pytest.approx(m["final_val_bpb"])
@@ -78,8 +79,8 @@ def test_read_curve_tolerates_a_half_written_last_line_only(tmp_path):
 
 
 def test_curve_of_another_run_is_an_error_naming_the_file(data_dir, tmp_path):
-    (tmp_path / "out").mkdir()
-    stray = tmp_path / "out" / "curve.jsonl"
+    RunFiles(RUN.id, tmp_path).out_dir.mkdir(parents=True)
+    stray = RunFiles(RUN.id, tmp_path).curve
     stray.write_text(json.dumps({"run_id": "p/fp16/0.1M/wd25/lr1x/seed0", "step": 2}) + "\n")
     with pytest.raises(ValueError, match=re.escape(str(stray)) + r" holds the curve of run 'p/fp16/"):
         train(data_dir, tmp_path)
@@ -88,8 +89,10 @@ def test_curve_of_another_run_is_an_error_naming_the_file(data_dir, tmp_path):
 KILL_SCRIPT = """
 import json, sys
 from qatgrid.grid import Run
+from qatgrid.runfiles import RunFiles
 from qatgrid.train import train_run
-train_run(Run("p", 4, "0.1M", 0.5, 1.0, 5), {"train": json.loads(sys.argv[1])}, sys.argv[2], sys.argv[3], sys.argv[4])
+run = Run("p", 4, "0.1M", 0.5, 1.0, 5)
+train_run(run, {"train": json.loads(sys.argv[1])}, sys.argv[2], RunFiles(run.id, sys.argv[3]))
 """
 
 
@@ -98,8 +101,9 @@ def test_killed_and_resumed_run_leaves_every_logged_step_exactly_once(data_dir, 
     checkpointed every 5); a half-written line is planted too. The resumed run's curve file
     holds each step once, with the losses of the finished run's metrics."""
     cfg = {**TRAIN, "steps": 40, "log_every": 1, "eval_every": 10, "checkpoint_every": 5}
-    out, state = tmp_path / "out", tmp_path / "state"
-    args = [sys.executable, "-c", KILL_SCRIPT, json.dumps(cfg), data_dir, str(out), str(state)]
+    files = RunFiles(Run("p", 4, "0.1M", 0.5, 1.0, 5).id, tmp_path)
+    out, state = files.out_dir, files.state_dir
+    args = [sys.executable, "-c", KILL_SCRIPT, json.dumps(cfg), data_dir, str(tmp_path)]
     proc = subprocess.Popen(args)
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until the curve is past a checkpoint, mid-interval
@@ -110,7 +114,7 @@ def test_killed_and_resumed_run_leaves_every_logged_step_exactly_once(data_dir, 
     proc.kill()
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
     logged = [r["step"] for r in read_curve(out / "curve.jsonl")]
-    checkpointed = train_module.load_state(state)["step"]
+    checkpointed = load_state(state)["step"]
     assert logged[-1] > checkpointed, "the kill should leave records beyond the checkpoint"
     with open(out / "curve.jsonl", "a") as f:
         f.write('{"run_id": "p/int4/0.1M/wd50/lr1x/seed5", "step": 9')  # killed mid-write
@@ -126,7 +130,7 @@ def test_tensorboard_events_hold_the_runs_losses(data_dir, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     m = train(data_dir, tmp_path, logging_cfg={"tensorboard": True})
-    acc = EventAccumulator(str(tmp_path / "out" / "tb"))
+    acc = EventAccumulator(str(RunFiles(RUN.id, tmp_path).tensorboard))
     acc.Reload()
     assert {"loss/train", "loss/val", "bpb/val", "throughput/tokens_per_s"} <= set(acc.Tags()["scalars"])
     train_events = acc.Scalars("loss/train")
@@ -138,4 +142,4 @@ def test_tensorboard_events_hold_the_runs_losses(data_dir, tmp_path):
 
 def test_tensorboard_is_off_by_default(data_dir, tmp_path):
     train(data_dir, tmp_path)
-    assert not (tmp_path / "out" / "tb").exists()
+    assert not (RunFiles(RUN.id, tmp_path).tensorboard).exists()

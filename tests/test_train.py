@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from qatgrid import checkpoint
 from qatgrid import train as train_module
 from qatgrid.data.text import build_text_data
 from qatgrid.grid import Run
+from qatgrid.runfiles import RunFiles
 from qatgrid.train import Interrupted, train_run
 
 TRAIN = {
@@ -43,9 +45,7 @@ def data_dir(tmp_path_factory):
 
 
 def train(data_dir, tmp, run, name="a", **overrides):
-    return train_run(
-        run, {"train": {**TRAIN, **overrides}}, data_dir, str(tmp / name / "out"), str(tmp / name / "state")
-    )
+    return train_run(run, {"train": {**TRAIN, **overrides}}, data_dir, RunFiles(run.id, tmp / name))
 
 
 def signal_at_step(monkeypatch, at_step: int, signum: int) -> None:
@@ -68,9 +68,9 @@ def test_metrics_and_outputs(data_dir, tmp_path):
     assert not m["diverged"] and m["final_val_loss"] < 5.70  # below ln(300): it learned something
     assert m["final_val_loss"] == m["curve"][-1]["val_loss"]
     assert m["final_val_bpb"] > 0
-    assert json.loads((tmp_path / "a" / "out" / "metrics.json").read_text())["run_id"] == run.id
+    assert json.loads((RunFiles(run.id, tmp_path / "a").out_dir / "metrics.json").read_text())["run_id"] == run.id
     for f in ("ckpt_prewarmdown.pt", "ckpt_final.pt"):
-        assert (tmp_path / "a" / "out" / f).stat().st_size > 0
+        assert (RunFiles(run.id, tmp_path / "a").out_dir / f).stat().st_size > 0
 
 
 def test_same_seed_same_losses_other_seed_differs(data_dir, tmp_path):
@@ -89,7 +89,7 @@ def test_signal_checkpoints_and_resume_is_bitwise_identical(data_dir, tmp_path, 
     signal_at_step(monkeypatch, 10, signal.SIGUSR1)
     with pytest.raises(Interrupted, match="stopped by signal .* at step 11; checkpoint saved"):
         train(data_dir, tmp_path, run, "resumed")
-    assert not (tmp_path / "resumed" / "out" / "metrics.json").exists()
+    assert not (RunFiles(run.id, tmp_path / "resumed").out_dir / "metrics.json").exists()
     monkeypatch.undo()
     resumed = train(data_dir, tmp_path, run, "resumed")
     assert resumed["final_val_loss"] == reference["final_val_loss"]
@@ -98,7 +98,7 @@ def test_signal_checkpoints_and_resume_is_bitwise_identical(data_dir, tmp_path, 
 
 def test_corrupt_state_is_ignored_with_a_warning(data_dir, tmp_path, caplog):
     run = Run("p", 16, "0.1M", 0.33, 1.0, 0)
-    state = tmp_path / "a" / "state"
+    state = RunFiles(run.id, tmp_path / "a").state_dir
     state.mkdir(parents=True)
     (state / "last.pt").write_bytes(b"truncated")
     (state / "last.pt.sha256").write_text("0" * 64)
@@ -108,9 +108,10 @@ def test_corrupt_state_is_ignored_with_a_warning(data_dir, tmp_path, caplog):
 
 
 def test_divergence_is_recorded_not_raised(data_dir, tmp_path):
-    m = train(data_dir, tmp_path, Run("p", 8, "0.1M", 0.33, 1.0, 0), diverge_loss=0.5)
+    run = Run("p", 8, "0.1M", 0.33, 1.0, 0)
+    m = train(data_dir, tmp_path, run, diverge_loss=0.5)
     assert m["diverged"] and m["final_val_loss"] is None and m["steps_done"] == 4
-    assert (tmp_path / "a" / "out" / "ckpt_prewarmdown.pt").exists()
+    assert (RunFiles(run.id, tmp_path / "a").out_dir / "ckpt_prewarmdown.pt").exists()
 
 
 def test_corrupt_last_checkpoint_falls_back_to_previous(data_dir, tmp_path, monkeypatch, caplog):
@@ -119,7 +120,7 @@ def test_corrupt_last_checkpoint_falls_back_to_previous(data_dir, tmp_path, monk
     signal_at_step(monkeypatch, 13, signal.SIGUSR2)
     with pytest.raises(Interrupted):
         train(data_dir, tmp_path, run, "x")
-    state = tmp_path / "x" / "state"
+    state = RunFiles(run.id, tmp_path / "x").state_dir
     assert (state / "prev.pt").exists()  # step 12's periodic checkpoint, rotated when step 14's was saved
     data_bytes = (state / "last.pt").read_bytes()
     (state / "last.pt").write_bytes(data_bytes[: len(data_bytes) // 2])  # truncated write
@@ -132,9 +133,10 @@ def test_corrupt_last_checkpoint_falls_back_to_previous(data_dir, tmp_path, monk
 KILL_SCRIPT = """
 import sys, json
 from qatgrid.grid import Run
+from qatgrid.runfiles import RunFiles
 from qatgrid.train import train_run
-cfg = json.loads(sys.argv[1])
-train_run(Run("p", 4, "0.1M", 0.5, 1.0, 5), {"train": cfg}, sys.argv[2], sys.argv[3], sys.argv[4])
+cfg, run = json.loads(sys.argv[1]), Run("p", 4, "0.1M", 0.5, 1.0, 5)
+train_run(run, {"train": cfg}, sys.argv[2], RunFiles(run.id, sys.argv[3]))
 """
 
 
@@ -147,28 +149,16 @@ def test_sigkill_at_a_random_step_then_rerun_is_bitwise_identical(data_dir, tmp_
     import time
 
     cfg = {**TRAIN, "steps": 60, "checkpoint_every": 3}
-    reference = train_run(
-        Run("p", 4, "0.1M", 0.5, 1.0, 5),
-        {"train": cfg},
-        data_dir,
-        str(tmp_path / "ref" / "out"),
-        str(tmp_path / "ref" / "state"),
-    )
-    args = [
-        sys.executable,
-        "-c",
-        KILL_SCRIPT,
-        json.dumps(cfg),
-        data_dir,
-        str(tmp_path / "k" / "out"),
-        str(tmp_path / "k" / "state"),
-    ]
+    run = Run("p", 4, "0.1M", 0.5, 1.0, 5)
+    reference = train_run(run, {"train": cfg}, data_dir, RunFiles(run.id, tmp_path / "ref"))
+    killed = RunFiles(run.id, tmp_path / "k")
+    args = [sys.executable, "-c", KILL_SCRIPT, json.dumps(cfg), data_dir, str(tmp_path / "k")]
     proc = subprocess.Popen(args)
     target = random.Random().randint(3, 50)
     deadline = time.time() + 120
     while time.time() < deadline:
         try:  # the run may rotate last.pt -> prev.pt while we read it
-            ckpt = train_module.load_checkpoint(tmp_path / "k" / "state" / "last.pt")
+            ckpt = checkpoint.load_checkpoint(killed.state)
         except (OSError, RuntimeError, EOFError):
             ckpt = None
         if ckpt is not None and ckpt["step"] >= target:
@@ -176,10 +166,10 @@ def test_sigkill_at_a_random_step_then_rerun_is_bitwise_identical(data_dir, tmp_
         time.sleep(0.05)
     proc.kill()
     assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
-    killed_at = train_module.load_state(tmp_path / "k" / "state")["step"]
+    killed_at = checkpoint.load_state(killed.state_dir)["step"]
     assert 0 < killed_at < 60
     subprocess.run(args, check=True)
-    resumed = json.loads((tmp_path / "k" / "out" / "metrics.json").read_text())
+    resumed = json.loads(killed.metrics.read_text())
     assert resumed["final_val_loss"] == reference["final_val_loss"]
     assert [e["train_loss"] for e in resumed["curve"]] == [e["train_loss"] for e in reference["curve"]]
 
@@ -187,14 +177,14 @@ def test_sigkill_at_a_random_step_then_rerun_is_bitwise_identical(data_dir, tmp_
 def test_a_kill_between_checkpoint_and_checksum_falls_back_to_the_previous_one(tmp_path):
     """Rotation keeps an intact pair at every instant: after rotate() and a new last.pt whose checksum
     was never written (the job killed in between), prev.pt still loads."""
-    train_module.save_checkpoint(tmp_path / "last.pt", {"step": 3})
-    train_module.rotate(tmp_path)
-    assert train_module.load_state(tmp_path)["step"] == 3  # right after rotation: last.pt itself
+    checkpoint.save_checkpoint(tmp_path / "last.pt", {"step": 3})
+    checkpoint.rotate(tmp_path)
+    assert checkpoint.load_state(tmp_path)["step"] == 3  # right after rotation: last.pt itself
     torch.save({"step": 6}, tmp_path / "new.pt")  # written aside and renamed in, as save_checkpoint does;
     os.replace(tmp_path / "new.pt", tmp_path / "last.pt")  # its checksum never written: the kill lands here
-    assert train_module.load_state(tmp_path)["step"] == 3
-    train_module.save_checkpoint(tmp_path / "last.pt", {"step": 6})
-    assert train_module.load_state(tmp_path)["step"] == 6
+    assert checkpoint.load_state(tmp_path)["step"] == 3
+    checkpoint.save_checkpoint(tmp_path / "last.pt", {"step": 6})
+    assert checkpoint.load_state(tmp_path)["step"] == 6
 
 
 @pytest.mark.parametrize("stop_after", [0, 1])
@@ -202,8 +192,8 @@ def test_a_kill_inside_rotation_leaves_a_loadable_checkpoint(tmp_path, monkeypat
     """Stop rotate() after each of its file operations (a SIGKILL landing there): some intact
     checkpoint must remain loadable."""
     for step in (3, 6):
-        train_module.rotate(tmp_path)
-        train_module.save_checkpoint(tmp_path / "last.pt", {"step": step})
+        checkpoint.rotate(tmp_path)
+        checkpoint.save_checkpoint(tmp_path / "last.pt", {"step": step})
 
     class Killed(Exception):
         pass
@@ -219,12 +209,12 @@ def test_a_kill_inside_rotation_leaves_a_loadable_checkpoint(tmp_path, monkeypat
 
         return op
 
-    monkeypatch.setattr(train_module.os, "replace", dying(os.replace))
-    monkeypatch.setattr(train_module.os, "link", dying(os.link))
+    monkeypatch.setattr(checkpoint.os, "replace", dying(os.replace))
+    monkeypatch.setattr(checkpoint.os, "link", dying(os.link))
     with pytest.raises(Killed):
-        train_module.rotate(tmp_path)
+        checkpoint.rotate(tmp_path)
     monkeypatch.undo()
-    assert train_module.load_state(tmp_path)["step"] in (3, 6)
+    assert checkpoint.load_state(tmp_path)["step"] in (3, 6)
 
 
 ALLOCATOR_BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_allocator.py"

@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from .grid import bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
+from .runfiles import RunFiles
 from .sizes import size_to_number
 
 STATUSES = ("done", "diverged", "partial", "failed", "missing")
@@ -46,19 +47,14 @@ def phase_group(phase: str) -> str:
 def read_metrics(results: Path, run_id: str) -> dict | None:
     """A run's metrics, or None if absent or unreadable (a half-written file never crashes a status view)."""
     try:
-        return json.loads((results / "runs" / run_id / "metrics.json").read_text())
+        return json.loads(RunFiles(run_id, results).metrics.read_text())
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 
 def last_activity(results: Path, run_id: str) -> float | None:
     """Newest mtime of what a training run in flight keeps touching: curve, log, state checkpoint."""
-    paths = (
-        results / "runs" / run_id / "curve.jsonl",
-        results / "logs" / "train" / f"{run_id}.log",
-        results / "state" / run_id / "last.pt",
-    )
-    times = [p.stat().st_mtime for p in paths if p.exists()]
+    times = [p.stat().st_mtime for p in RunFiles(run_id, results).activity() if p.exists()]
     return max(times) if times else None
 
 
@@ -72,9 +68,10 @@ def run_status(results: Path, run_id: str, running_within_s: float | None = None
         active = last_activity(results, run_id)
         if active is not None and (now if now is not None else time.time()) - active <= running_within_s:
             return "running"
-    if (results / "state" / run_id / "last.pt").exists():
+    files = RunFiles(run_id, results)
+    if files.state.exists():
         return "partial"
-    if (results / "logs" / "train" / f"{run_id}.log").exists() or (results / "runs" / run_id / "curve.jsonl").exists():
+    if files.log.exists() or files.curve.exists():
         return "failed"
     return "missing"
 

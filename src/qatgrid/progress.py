@@ -1,6 +1,6 @@
 """Progress of one training run: its log lines, its curve file, its TensorBoard events.
 
-The curve file `results/runs/<run_id>/curve.jsonl` gets one JSON record per logged step,
+The curve file (`results/runs/<run_id>/curve.jsonl`, qatgrid.runfiles) gets one JSON record per logged step,
 flushed as it is written, so a killed run keeps what it had and `qatgrid status` can read
 runs in flight. A resumed run first drops the records beyond its checkpoint's step (they
 will be logged again) and a half-written last line, so the file ends with every logged
@@ -17,8 +17,8 @@ from pathlib import Path
 
 from .data.bpb import bits_per_byte
 from .io import atomic_path
+from .runfiles import RunFiles
 
-CURVE_FILE = "curve.jsonl"
 log = logging.getLogger("qatgrid.train")
 
 
@@ -69,7 +69,7 @@ class Progress:
     def __init__(
         self,
         run_id: str,
-        out_dir: Path,
+        files: RunFiles,
         steps: int,
         tokens_per_step: int,
         val_split: dict,
@@ -79,7 +79,7 @@ class Progress:
     ):
         self.run_id, self.steps, self.tokens_per_step, self.val_split = run_id, steps, tokens_per_step, val_split
         self.start_step, self.elapsed0, self.t0 = start_step, elapsed, time.perf_counter()
-        self.path = Path(out_dir) / CURVE_FILE
+        self.path = files.curve
         truncate_curve(self.path, run_id, start_step)
         self.file = open(self.path, "a")
         self.tb = None
@@ -87,7 +87,7 @@ class Progress:
             from torch.utils.tensorboard import SummaryWriter  # needs the optional tensorboard package
 
             # purge_step hides events a killed attempt wrote past the checkpoint
-            self.tb = SummaryWriter(str(Path(out_dir) / "tb"), purge_step=start_step + 1 if start_step else None)
+            self.tb = SummaryWriter(str(files.tensorboard), purge_step=start_step + 1 if start_step else None)
 
     def log(self, entry: dict) -> dict:
         """Record one logged step ({step, train_loss[, val_loss]}); returns the curve record."""

@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from .grid import check_config, expand_runs
+from .runfiles import RunFiles
 
 COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
 AUDIT_TO_STATUS = {
@@ -92,13 +93,13 @@ def grid_status(
     for run in expand_runs(config):
         status = AUDIT_TO_STATUS[run_status(results, run.id, running_minutes * 60, now)]
         counts.setdefault(run.phase, Counter())[status] += 1
-        curve = results / "runs" / run.id / "curve.jsonl"
+        files = RunFiles(run.id, results)
         if status in ("done", "diverged"):
             metrics = read_metrics(results, run.id)
             spent_s += float(metrics.get("wall_seconds") or 0.0)
             finished += 1
         elif status in ("running", "failed"):
-            last = tail_record(curve)
+            last = tail_record(files.curve)
             if last is not None and last.get("run_id") != run.id:
                 last = None  # a stray file: training itself refuses it, naming the file
             entry = {
@@ -112,8 +113,8 @@ def grid_status(
             if status == "running":
                 running.append(entry)
             else:
-                entry["checkpoint"] = (results / "state" / run.id / "last.pt").exists()
-                entry["log"] = str(results / "logs" / "train" / f"{run.id}.log")
+                entry["checkpoint"] = files.state.exists()
+                entry["log"] = str(files.log)
                 entry["log_tail"] = tail_lines(Path(entry["log"]), log_lines)
                 failed.append(entry)
     phases = {

@@ -3,13 +3,16 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # training reads the data folder only, never the hub
 
+from qatgrid.checkpoint import clear_state
 from qatgrid.grid import Run
 from qatgrid.io import exit_without_teardown, setup_logging, write_json
 from qatgrid.probe import probe_checkpoint
-from qatgrid.train import clear_state, train_run
+from qatgrid.runfiles import RunFiles
+from qatgrid.train import train_run
 
 setup_logging(snakemake.log[0])
 run = Run(**snakemake.params.run)
+files = RunFiles(run.id)  # the rule's outputs are these files (rules/train.smk)
 # The compile cache's folder comes from the config, not from params: where a cache lives
 # never changes a result, and params are rerun triggers.
 cfg = {
@@ -17,16 +20,9 @@ cfg = {
     "logging": snakemake.params.logging,
     "compile_cache": snakemake.config["compile_cache"],
 }
-train_run(
-    run,
-    cfg,
-    str(Path(snakemake.input.meta).parent),
-    str(Path(snakemake.output.metrics).parent),
-    snakemake.params.state_dir,
-    threads=snakemake.threads,
-)
+train_run(run, cfg, str(Path(snakemake.input.meta).parent), files, threads=snakemake.threads)
 # The probe runs here rather than in a job of its own: one process start (and, on a cluster,
 # one queued job) less per run, for a computation that takes milliseconds.
-write_json(snakemake.output.probe, probe_checkpoint(snakemake.output.ckpt_prewarmdown))
-clear_state(snakemake.params.state_dir)
+write_json(files.probe, probe_checkpoint(files.ckpt_prewarmdown))
+clear_state(files.state_dir)
 exit_without_teardown()  # the outputs are written; torch's teardown would add ~0.45 s to every job
