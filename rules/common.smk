@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from qatgrid.data import data_files, data_key  # noqa: E402
 from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources  # noqa: E402
 from qatgrid.runfiles import RunFiles  # noqa: E402
+from qatgrid.trunks import TrunkFiles, plan_branches  # noqa: E402
 
 validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
 
@@ -26,6 +27,12 @@ wildcard_constraints:
 
 
 RUN_FILES = RunFiles("{run}")  # the training rule's file patterns
+TRUNK_FILES = TrunkFiles("{run}")  # the trunk rule's: the segment that ends at run {run}'s branch step
+# run id -> where it branches off its group's shared trunk (none with train.shared_trunk: false)
+BRANCHES = plan_branches(RUNS.values(), config["train"]) if config["train"]["shared_trunk"] else {}
+# Whether runs share trunks never changes a CPU result, so it is not a training parameter:
+# switching it leaves finished runs up to date.
+TRAIN_PARAMS = {key: value for key, value in config["train"].items() if key != "shared_trunk"}
 DATA_KEY = data_key(config["data"])
 DATA_DIR = f"results/data/{DATA_KEY}"
 
@@ -35,6 +42,25 @@ def data_outputs():
     files = data_files(config["data"])
     names = files["train"] + files["val"] + [files["val_bytes"], files["tokenizer"], files["meta"]]
     return [f"{DATA_DIR}/{name}" for name in names]
+
+
+def train_inputs(wildcards):
+    """The data folder, and for a branching run its trunk's state at the branch step."""
+    inputs = {"data": data_outputs(), "meta": f"{DATA_DIR}/meta.json"}
+    if wildcards.run in BRANCHES:
+        trunk = TrunkFiles(wildcards.run)
+        inputs.update(branch=str(trunk.branch_state), branch_checksum=str(trunk.branch_checksum))
+    return inputs
+
+
+def trunk_inputs(wildcards):
+    """The data folder, and the state where the segment starts: the previous member's branch step."""
+    inputs = {"data": data_outputs(), "meta": f"{DATA_DIR}/meta.json"}
+    previous = BRANCHES[wildcards.run].previous
+    if previous is not None:
+        trunk = TrunkFiles(previous)
+        inputs.update(previous=str(trunk.branch_state), previous_checksum=str(trunk.branch_checksum))
+    return inputs
 
 
 def data_resources():

@@ -29,6 +29,7 @@ import pandas as pd
 from .grid import bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
 from .runfiles import RunFiles
 from .sizes import size_to_number
+from .trunks import plan_branches
 
 STATUSES = ("done", "diverged", "partial", "failed", "missing")
 BENCH_DIR = "benchmarks/results"
@@ -129,14 +130,29 @@ def cost_model(config: dict, bench_dir: str | Path = BENCH_DIR):
 
 def grid_table(config: dict, results: str | Path | None = "results", bench_dir: str | Path = BENCH_DIR) -> pd.DataFrame:
     """One row per run: its axes, planned tokens, estimated GPU-hours (and their source) and current
-    status (None without a results folder)."""
+    status (None without a results folder).
+
+    With train.shared_trunk a branching run's estimate is its own job (its warmdown, from its
+    branch step) plus the trunk segment that ends at its branch step, each a job with its fixed
+    cost: summed over the grid, every trunk step counts once. `est_gpu_hours_alone` is the same
+    run trained from step 0, as with shared_trunk: false."""
     train = config["train"]
     hours = cost_model(config, bench_dir)
+    runs = expand_runs(config)
+    branches = plan_branches(runs, train) if train.get("shared_trunk", True) else {}
     rows, shapes = [], set()
-    for run in expand_runs(config):
+    for run in runs:
         steps, tokens = total_steps(train, run), total_tokens(train, run)
         shape = (run.size, run.bits, tokens // steps)  # what a compiled graph depends on
-        est, source = hours(run.size, steps, tokens, shape not in shapes)
+        alone, source = hours(run.size, steps, tokens, shape not in shapes)
+        est, branch = alone, branches.get(run.id)
+        if branch is not None:
+            per_step = tokens // steps
+            segment = branch.step - branch.previous_step
+            own = steps - branch.step
+            est = hours(run.size, own, own * per_step)[0] + hours(run.size, segment, segment * per_step)[0]
+            if shape not in shapes:  # the first job of a compiled shape compiles from an empty cache
+                est += alone - hours(run.size, steps, tokens)[0]
         shapes.add(shape)
         rows.append(
             {
@@ -149,7 +165,12 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
                 "n_params_nominal": size_to_number(run.size),
                 "steps": steps,
                 "tokens": tokens,
+                "trunk": branch.trunk if branch else None,
+                "branch_step": branch.step if branch else 0,
+                "trunk_steps": branch.step - branch.previous_step if branch else 0,
+                "jobs": 2 if branch else 1,
                 "est_gpu_hours": est,
+                "est_gpu_hours_alone": alone,
                 "est_source": source,
                 "status": run_status(Path(results), run.id) if results is not None else None,
             }
@@ -240,6 +261,8 @@ def report(config: dict, table: pd.DataFrame) -> str:
             "",
             estimate_note(config, per_size),
             "",
+            sharing_note(config, table),
+            "",
             *check,
             "",
             "## Runs per phase",
@@ -266,6 +289,24 @@ def report(config: dict, table: pd.DataFrame) -> str:
             "",
             *(["**MISMATCH**: " + "; ".join(mismatches)] if mismatches else []),
         ]
+    )
+
+
+def sharing_note(config: dict, table: pd.DataFrame) -> str:
+    """What shared trunks (train.shared_trunk) save: GPU-hours, steps and jobs, shared against alone."""
+    alone, shared = table["est_gpu_hours_alone"].sum(), table["est_gpu_hours"].sum()
+    steps_alone = table["steps"].sum()
+    steps_shared = (table["steps"] - table["branch_step"] + table["trunk_steps"]).sum()
+    trunks = table["trunk"].dropna().nunique()
+    if not trunks:
+        on = config["train"].get("shared_trunk", True)
+        return "Shared trunks: " + ("no run shares a trunk." if on else "off (train.shared_trunk: false).")
+    return (
+        f"Shared trunks: {trunks} trunks serve {table['trunk'].notna().sum()} runs; estimated "
+        f"{shared:.4g} GPU-hours against {alone:.4g} with every run trained alone "
+        f"({shared / alone:.2f}x); {steps_shared:,} optimiser steps against {steps_alone:,} "
+        f"({steps_shared / steps_alone:.2f}x); {table['jobs'].sum():,} training jobs (trunk segments and runs) "
+        f"against {len(table):,}."
     )
 
 

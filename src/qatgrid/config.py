@@ -37,6 +37,7 @@ class TrainConfig:
     compile: str | bool = "auto"
     hold_tokens: bool = TRAIN_DEFAULTS["hold_tokens"]
     lr_batch_rule: str = TRAIN_DEFAULTS["lr_batch_rule"]
+    shared_trunk: bool = True
     # not in `train`: logging.tensorboard and the top-level compile_cache
     tensorboard: bool = field(default=False, compare=False)
     compile_cache: str | None = field(default=None, compare=False)

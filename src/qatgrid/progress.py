@@ -49,11 +49,13 @@ def read_curve(path: Path, run_id: str | None = None) -> list[dict]:
     return records
 
 
-def truncate_curve(path: Path, run_id: str, step: int) -> None:
-    """Keep only the records up to `step` (where training resumes), rewritten atomically."""
+def truncate_curve(path: Path, run_id: str, step: int) -> int:
+    """Keep only the records up to `step` (where training resumes), rewritten atomically;
+    returns the last step kept (0 for none)."""
     records = [r for r in read_curve(path, run_id) if r["step"] <= step]
     with atomic_path(path) as tmp:
         tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return records[-1]["step"] if records else 0
 
 
 def finite(x: float) -> float | None:
@@ -80,7 +82,7 @@ class Progress:
         self.run_id, self.steps, self.tokens_per_step, self.val_split = run_id, steps, tokens_per_step, val_split
         self.start_step, self.elapsed0, self.t0 = start_step, elapsed, time.perf_counter()
         self.path = files.curve
-        truncate_curve(self.path, run_id, start_step)
+        self.last_step = truncate_curve(self.path, run_id, start_step)
         self.file = open(self.path, "a")
         self.tb = None
         if tensorboard:
@@ -88,6 +90,13 @@ class Progress:
 
             # purge_step hides events a killed attempt wrote past the checkpoint
             self.tb = SummaryWriter(str(files.tensorboard), purge_step=start_step + 1 if start_step else None)
+
+    def adopt(self, records: list[dict]) -> None:
+        """Write a shared trunk's records (steps this run did not train itself) as this run's,
+        those the file does not hold yet: a branch's curve is the trunk's part, then its own."""
+        for record in records:
+            if record["step"] > self.last_step:
+                self.write({**record, "run_id": self.run_id})
 
     def log(self, entry: dict) -> dict:
         """Record one logged step ({step, train_loss[, val_loss]}); returns the curve record."""
@@ -129,8 +138,14 @@ class Progress:
                 entry["val_loss"],
                 record["val_bpb"] if record["val_bpb"] is not None else float("nan"),
             )
+        self.write(record)
+        return record
+
+    def write(self, record: dict) -> None:
+        """One record to the curve file (flushed: a kill keeps it) and to TensorBoard."""
         self.file.write(json.dumps(record) + "\n")
         self.file.flush()
+        self.last_step = record["step"]
         if self.tb is not None:
             for key, tag in (
                 ("train_loss", "loss/train"),
@@ -139,9 +154,8 @@ class Progress:
                 ("tokens_per_s", "throughput/tokens_per_s"),
             ):
                 if record.get(key) is not None:
-                    self.tb.add_scalar(tag, record[key], step)
+                    self.tb.add_scalar(tag, record[key], record["step"])
             self.tb.flush()
-        return record
 
     def close(self) -> None:
         self.file.close()

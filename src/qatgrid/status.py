@@ -24,6 +24,7 @@ import yaml
 
 from .grid import check_config, expand_runs
 from .runfiles import RunFiles
+from .trunks import TrunkFiles, plan_branches
 
 COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
 AUDIT_TO_STATUS = {
@@ -90,13 +91,17 @@ def grid_status(
     results, now = Path(results), now if now is not None else time.time()
     counts: dict[str, Counter] = {}
     running, failed, spent_s, finished = [], [], 0.0, 0
+    trunk_s: dict[str, float] = {}  # a shared trunk's seconds, counted once however many runs branch off it
     for run in expand_runs(config):
         status = AUDIT_TO_STATUS[run_status(results, run.id, running_minutes * 60, now)]
         counts.setdefault(run.phase, Counter())[status] += 1
         files = RunFiles(run.id, results)
         if status in ("done", "diverged"):
             metrics = read_metrics(results, run.id)
-            spent_s += float(metrics.get("wall_seconds") or 0.0)
+            shared = float(metrics.get("trunk_seconds") or 0.0)
+            spent_s += float(metrics.get("wall_seconds") or 0.0) - shared
+            if metrics.get("trunk"):
+                trunk_s[metrics["trunk"]] = max(trunk_s.get(metrics["trunk"], 0.0), shared)
             finished += 1
         elif status in ("running", "failed"):
             last = tail_record(files.curve)
@@ -122,12 +127,14 @@ def grid_status(
     }
     total = {k: sum(p[k] for p in phases.values()) for k in COLUMNS}
     estimate = float(grid_table(config, results)["est_gpu_hours"].sum())
+    spent_s += sum(trunk_s.values())
     return {
         "results": str(results),
         "running_minutes": running_minutes,
         "phases": phases,
         "total": total,
         "running": running,
+        "trunks_running": trunks_in_flight(config, results, running_minutes * 60, now),
         "failed": failed,
         "gpu_hours": {"spent": spent_s / 3600, "finished_runs": finished, "estimated_grid": estimate},
     }
@@ -137,6 +144,34 @@ def _hms(seconds) -> str:
     from .progress import hms
 
     return hms(seconds)
+
+
+def trunks_in_flight(config: dict, results: Path, within_s: float, now: float) -> list[dict]:
+    """Trunk segments (qatgrid.trunks) whose curve, log or checkpoint changed within `within_s`
+    and whose branch state is not written yet."""
+    if not config["train"].get("shared_trunk", True):
+        return []
+    running = []
+    for branch in plan_branches(expand_runs(config), config["train"]).values():
+        files = TrunkFiles(branch.run_id, results)
+        if files.branch_state.exists() or RunFiles(branch.run_id, results).metrics.exists():
+            continue
+        times = [p.stat().st_mtime for p in files.activity() if p.exists()]
+        if not times or now - max(times) > within_s:
+            continue
+        last = tail_record(files.curve) or {}
+        running.append(
+            {
+                "trunk": branch.trunk,
+                "branch_of": branch.run_id,
+                "from_step": branch.previous_step,
+                "to_step": branch.step,
+                "step": last.get("step"),
+                "train_loss": last.get("train_loss"),
+                "updated_s_ago": now - max(times),
+            }
+        )
+    return running
 
 
 def format_status(s: dict) -> str:
@@ -157,6 +192,14 @@ def format_status(s: dict) -> str:
             f"  {r['run_id']}  step {step}  loss {loss}  eta {_hms(r['eta_s'])}  "
             f"(updated {_hms(r['updated_s_ago'])} ago)"
         )
+    if s["trunks_running"]:
+        out += ["", f"Shared trunks running ({len(s['trunks_running'])}):"]
+        for r in s["trunks_running"]:
+            loss = f"{r['train_loss']:.4f}" if r["train_loss"] is not None else "?"
+            out.append(
+                f"  {r['trunk']}  step {r['step'] if r['step'] is not None else '?'}, segment {r['from_step']}"
+                f"-{r['to_step']} (branch of {r['branch_of']})  loss {loss}  (updated {_hms(r['updated_s_ago'])} ago)"
+            )
     out += ["", f"Failed or interrupted ({len(s['failed'])}):"]
     for r in s["failed"]:
         where = (

@@ -23,11 +23,12 @@ import os
 import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from .checkpoint import load_state, model_state, save_state, save_weights
+from .checkpoint import load_checkpoint, load_state, model_state, save_checkpoint, save_state, save_weights
 from .config import RunPlan, TrainConfig
 from .data import load_data
 from .data.bpb import bits_per_byte
@@ -39,6 +40,7 @@ from .progress import Progress
 from .runfiles import RunFiles
 from .runtime import autocast, device_name, fast_path, resolve_device, setup_device, use_compile_cache
 from .schedule import lr_multiplier
+from .trunks import TrunkFiles, group_key, training_code_fingerprint, trunk_name
 
 METRICS_SCHEMA_VERSION = 1
 CHECKPOINT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
@@ -165,10 +167,19 @@ class Training:
     val_tokens: np.ndarray
     evaluated: dict  # {tokens, bytes} of the validation targets evaluation scores
     step: int = 0
-    curve: list = field(default_factory=list)
+    curve: list = field(default_factory=list)  # {step, train_loss[, val_loss]} per logged step
+    records: list = field(default_factory=list)  # the curve file's records (a branch adopts its trunk's)
     elapsed: float = 0.0
     prewarmdown: dict | None = None
     diverged: bool = False
+    trunk: str | None = None  # the shared trunk this run branched off, if any
+    trunk_seconds: float = 0.0  # of `elapsed`, the part that trunk trained (counted once, in the trunk)
+    spec: dict | None = None  # what a shared trunk's state must match to be reused (trunks only)
+
+    @property
+    def name(self) -> str:
+        """What log lines call it: the run, or the trunk segment that ends at the run's branch step."""
+        return f"trunk segment of {self.run.id}" if isinstance(self.files, TrunkFiles) else self.run.id
 
     def state(self) -> dict:
         return {
@@ -176,8 +187,13 @@ class Training:
             "optimizers": [o.state_dict() for o in self.optimizers],
             "step": self.step,
             "curve": self.curve,
+            "records": self.records,
             "elapsed": self.elapsed,
             "prewarmdown": self.prewarmdown,
+            "diverged": self.diverged,
+            "trunk": self.trunk,
+            "trunk_seconds": self.trunk_seconds,
+            "spec": self.spec,
         }
 
     def restore(self, state: dict) -> None:
@@ -185,7 +201,9 @@ class Training:
         for opt, opt_state in zip(self.optimizers, state["optimizers"]):
             opt.load_state_dict(opt_state)
         self.step, self.curve, self.elapsed = state["step"], state["curve"], state["elapsed"]
-        self.prewarmdown = state.get("prewarmdown")
+        self.records, self.prewarmdown = state.get("records", []), state.get("prewarmdown")
+        self.diverged = state.get("diverged", False)
+        self.trunk, self.trunk_seconds = state.get("trunk"), state.get("trunk_seconds", 0.0)
 
 
 def build(run: Run, tc: TrainConfig, data_dir: str, files: RunFiles, threads: int) -> Training:
@@ -233,7 +251,7 @@ def log_step(t: Training, loss: torch.Tensor, progress: Progress) -> None:
             t.forward, t.val_tokens, tc.seq_len, t.plan.batch_size, tc.eval_tokens, t.device, t.amp_dtype
         )
     t.curve.append(entry)
-    progress.log(entry)
+    t.records.append(progress.log(entry))
     if not math.isfinite(train_loss) or train_loss > tc.diverge_loss:
         t.diverged = True
         log.warning("%s diverged at step %d (train loss %s > %s)", t.run.id, t.step, train_loss, tc.diverge_loss)
@@ -268,7 +286,7 @@ def train_until(t: Training, stop_step: int, progress: Progress, stop_requested:
             checkpoint()
         if stop_requested:
             checkpoint()
-            message = f"{run.id}: stopped by signal {stop_requested[0]} at step {t.step}; checkpoint saved"
+            message = f"{t.name}: stopped by signal {stop_requested[0]} at step {t.step}; checkpoint saved"
             log.warning(message)
             raise Interrupted(message)
     t.elapsed += time.perf_counter() - t0
@@ -310,6 +328,10 @@ def metrics_record(t: Training) -> dict:
         "diverged": t.diverged,
         "curve": t.curve,
         "wall_seconds": t.elapsed,
+        # A branched run's wall_seconds include the shared trunk's up to its branch step (what it
+        # would have taken alone); trunk_seconds says how much, so GPU-hours count a trunk once.
+        "trunk": t.trunk,
+        "trunk_seconds": t.trunk_seconds,
         "device": str(t.device),
         "device_name": device_name(t.device),
         "torch_version": torch.__version__,
@@ -336,19 +358,104 @@ def record(t: Training) -> dict:
     return metrics
 
 
-def train_run(run: Run, cfg: dict | TrainConfig, data_dir: str, files: RunFiles, threads: int = 1) -> dict:
-    """Train `run` to its end (resuming from its state folder if it holds a checkpoint) and write its outputs."""
+def train_run(
+    run: Run, cfg: dict | TrainConfig, data_dir: str, files: RunFiles, threads: int = 1, branch: Path | None = None
+) -> dict:
+    """Train `run` to its end and write its outputs. It resumes from its state folder if that
+    holds a checkpoint, else, with `branch`, from a shared trunk's state at its branch step."""
     tc = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_config(cfg)
     t = build(run, tc, data_dir, files, threads)
     state = load_state(files.state_dir)
     if state is not None:
         t.restore(state)
         log.info("resumed %s from step %d", run.id, t.step)
+    elif branch is not None:
+        state = load_branch_state(branch, trunk_spec(run, tc, data_dir))
+        if state is not None:
+            t.restore({**state, "trunk": trunk_name(run), "trunk_seconds": state["elapsed"], "spec": None})
+            log.info("%s branches off its trunk at step %d (%s)", run.id, t.step, branch)
     progress = Progress(run.id, files, t.plan.steps, t.plan.batch_size * tc.seq_len, t.evaluated, t.step,
                         t.elapsed, tc.tensorboard)  # fmt: skip
     try:
-        with stop_signals() as stop_requested:
-            train_until(t, t.plan.steps, progress, stop_requested)
+        progress.adopt(t.records)
+        if not t.diverged:  # a trunk that diverged before this run's branch step ends it there
+            with stop_signals() as stop_requested:
+                train_until(t, t.plan.steps, progress, stop_requested)
     finally:
         progress.close()
     return record(t)
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared trunks (qatgrid.trunks): a segment trains a group's stable phase up to one member's
+# branch step and saves the whole training state there.
+
+
+def trunk_spec(run: Run, tc: TrainConfig, data_dir: str) -> dict:
+    """What a trunk state must have been made with to be reused: the group, the training
+    settings, the data folder and the training code. Anything else retrains the trunk part."""
+    return {
+        "group": group_key(run).as_dict(),
+        "train": tc.train_section,
+        "data": Path(data_dir).name,
+        "code": training_code_fingerprint(),
+    }
+
+
+def load_branch_state(path: Path, spec: dict) -> dict | None:
+    """A trunk's state if it is there, intact and made for this group; else None, saying why
+    (the caller then trains the trunk part itself, from initialisation)."""
+    path = Path(path)
+    if not path.exists():
+        log.warning("trunk state %s is missing; retraining the trunk part from step 0", path)
+        return None
+    state = load_checkpoint(path)
+    if state is None:
+        log.warning("trunk state %s fails its checksum; retraining the trunk part from step 0", path)
+        return None
+    if state.get("spec") != spec:
+        log.warning(
+            "trunk state %s was made for another group, configuration or code version; retraining the trunk "
+            "part from step 0", path,
+        )  # fmt: skip
+        return None
+    return state
+
+
+def train_trunk(
+    run: Run, cfg: dict | TrainConfig, data_dir: str, trunk: TrunkFiles, step: int, previous: Path | None,
+    threads: int = 1,
+) -> None:  # fmt: skip
+    """Train the trunk segment that ends at `run`'s branch step `step`, starting from the trunk
+    state of the member before (`previous`; None: from initialisation), and save the state at
+    `step` to trunk.branch_state. Resumable from its own state folder like a run."""
+    tc = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_config(cfg)
+    t = build(run, tc, data_dir, trunk, threads)
+    if step != t.plan.warmdown_start:
+        raise ValueError(f"{run.id}: trunk segment planned to end at step {step}, but the run branches at "
+                         f"{t.plan.warmdown_start}")  # fmt: skip
+    t.spec = trunk_spec(run, tc, data_dir)
+    state = load_state(trunk.state_dir)
+    if state is not None and state.get("spec") != t.spec:
+        log.warning("%s was saved for another group, configuration or code version; ignoring it", trunk.state_dir)
+        state = None
+    if state is not None:
+        t.restore(state)
+        log.info("resumed %s from step %d", t.name, t.step)
+    elif previous is not None:
+        state = load_branch_state(previous, t.spec)
+        if state is not None:
+            t.restore(state)
+    log.info("trunk %s: segment from step %d to %d (%s's branch step)", trunk_name(run), t.step, step, run.id)
+    if t.diverged:
+        log.warning("trunk %s diverged at step %d, before step %d: its members from here on are diverged",
+                    trunk_name(run), t.step, step)  # fmt: skip
+    else:
+        progress = Progress(run.id, trunk, t.plan.steps, t.plan.batch_size * tc.seq_len, t.evaluated, t.step,
+                            t.elapsed, tensorboard=False)  # fmt: skip
+        try:
+            with stop_signals() as stop_requested:
+                train_until(t, step, progress, stop_requested)
+        finally:
+            progress.close()
+    save_checkpoint(trunk.branch_state, t.state())

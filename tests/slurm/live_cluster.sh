@@ -56,9 +56,9 @@ t_grid=$(date +%s)
 # Case 2, preemption: signal the training job once it has written a checkpoint. One run, so
 # the plugin submits a plain job, whose srun step passes the signal on to training (the first
 # task of an array runs in the batch step, which `--signal` without B: does not reach).
-run_metrics=results/runs/preempt/int6/0.16M/wd33/lr1x/muon-linear-x1/seed0/metrics.json
+run_metrics=(results/runs/preempt/int6/0.16M/wd{33,50}/lr1x/muon-linear-x1/seed0/metrics.json)
 workflow_copy "$work/preempt-slurm" preempt.yaml
-on_slurm "$work/preempt-slurm" "$run_metrics" &
+on_slurm "$work/preempt-slurm" "${run_metrics[@]}" &
 snakemake_pid=$!
 for _ in $(seq 240); do
   [ -n "$(find "$work/preempt-slurm/results/state" -name last.pt 2>/dev/null)" ] && break
@@ -69,7 +69,7 @@ job=$(squeue -h -t RUNNING -o %A | head -1)  # %A: the job id proper, also for a
 scancel --signal=USR2 "$job"
 wait "$snakemake_pid" || { show_logs "$work/preempt-slurm"; exit 1; }
 workflow_copy "$work/preempt-local" preempt.yaml
-locally "$work/preempt-local" "$run_metrics" || { show_logs "$work/preempt-local"; exit 1; }
+locally "$work/preempt-local" "${run_metrics[@]}" || { show_logs "$work/preempt-local"; exit 1; }
 "$python" "$repo/tests/slurm/check_cluster_run.py" preempted "$work/preempt-slurm" "$work/preempt-local" "$job"
 t_end=$(date +%s)
 

@@ -20,7 +20,9 @@ cfg = {
     "logging": snakemake.params.logging,
     "compile_cache": snakemake.config["compile_cache"],
 }
-train_run(run, cfg, str(Path(snakemake.input.meta).parent), files, threads=snakemake.threads)
+# A run that branches off a shared trunk starts from the trunk's state at its warmdown start.
+branch = Path(snakemake.input.branch) if "branch" in snakemake.input.keys() else None
+train_run(run, cfg, str(Path(snakemake.input.meta).parent), files, threads=snakemake.threads, branch=branch)
 # The probe runs here rather than in a job of its own: one process start (and, on a cluster,
 # one queued job) less per run, for a computation that takes milliseconds.
 write_json(files.probe, probe_checkpoint(files.ckpt_prewarmdown))

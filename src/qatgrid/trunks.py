@@ -1,0 +1,161 @@
+"""Warmdowns branched from one shared trunk: which runs share their past, and where each branches.
+
+Runs equal but for their warmdown fraction (same phase, bits, size, LR, optimiser, schedule
+shape, length, batch, init and data seeds) follow exactly the same trajectory until the
+earliest of their warmdowns begins: same initial weights, same batches, same LR (warmup, then
+constant), same optimiser state. Such a *group* trains its shared stable phase once, as a
+*trunk*, and each member *branches* off it at its warmdown start (the step of its pre-warmdown
+checkpoint) and trains its own warmdown to the end (Hägele et al. 2024; MiniCPM).
+
+The trunk is trained in segments, one per member, in order of branch step: the segment of
+member k trains from member k-1's branch step to member k's and saves the complete training
+state there (model, every optimiser's state, step, curve, elapsed time). Member k's training
+job and segment k+1 both start from that state. A segment follows its member's schedule, which
+up to the member's branch step is the same for every member. On CPU every branched run is
+bitwise the run trained alone (tests/test_trunks.py).
+
+Cost in run-lengths of a group with warmdowns w_i: (1 - min w) + sum w_i, against n trained
+alone; the last member's result comes one run-length (plus a job start per segment) after
+the first segment starts.
+
+Torch-free: the Snakefile plans trunks when it parses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .grid import Run, lr_batch_factor, run_batch_size, run_data_seed, total_steps
+from .schedule import warmdown_start
+
+PACKAGE = Path(__file__).resolve().parent
+# Modules that never change what training computes: editing them keeps trunk states valid.
+NOT_TRAINING = ("plots", "stats.py", "aggregate.py", "audit.py", "status.py", "cli.py", "footprint.py", "probe.py")
+
+
+def training_code_fingerprint() -> str:
+    """sha256 over the package's training code, so a trunk state from another code version is never reused."""
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if not rel.startswith(NOT_TRAINING):
+            h.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def group_key(run: Run) -> Run:
+    """The run with its warmdown fraction blanked: runs with equal keys share a trunk."""
+    return replace(run, warmdown_frac=-1.0)
+
+
+def trunk_name(run: Run) -> str:
+    """Readable id of a run's group: its run id with the warmdown level replaced by 'trunk'."""
+    head, _, tail = run.id.partition("/wd")
+    return f"{head}/trunk/{tail.partition('/')[2]}"
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A member of a shared trunk: it starts from the trunk's state at `step`, which the trunk
+    segment `segment_of` (the same run id) saves; that segment starts from `previous`'s state
+    (None: from initialisation)."""
+
+    run_id: str
+    trunk: str
+    step: int
+    previous: str | None
+    previous_step: int
+
+
+def plan_branches(runs, train_cfg: dict) -> dict[str, Branch]:
+    """run id -> Branch, for every run that branches off a shared trunk. A run alone in its
+    group (counting only warmdowns that start after step 0) trains alone and is not listed."""
+    groups: dict[Run, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+    branches = {}
+    for members in groups.values():
+        check_group(members, train_cfg)
+        by_step = sorted(members, key=lambda r: (warmdown_start(total_steps(train_cfg, r), r.warmdown_frac), r.id))
+        steps = [warmdown_start(total_steps(train_cfg, r), r.warmdown_frac) for r in by_step]
+        shared = [(r, s) for r, s in zip(by_step, steps) if s > 0]
+        if len(shared) < 2:
+            continue
+        previous, previous_step = None, 0
+        for run, step in shared:
+            branches[run.id] = Branch(run.id, trunk_name(run), step, previous, previous_step)
+            previous, previous_step = run.id, step
+    return branches
+
+
+def check_group(members: list[Run], train_cfg: dict) -> None:
+    """Members of a group must agree on everything that shapes the trunk (by construction they
+    do; a change to the step arithmetic that broke it would otherwise branch from a wrong state)."""
+
+    def shape(r: Run) -> tuple:
+        return (total_steps(train_cfg, r), run_batch_size(train_cfg, r), lr_batch_factor(train_cfg, r),
+                run_data_seed(r))  # fmt: skip
+
+    shapes = {shape(r): r.id for r in members}
+    if len(shapes) > 1:
+        raise ValueError(
+            "runs that differ only in warmdown disagree on steps, batch, LR factor or data seed, so they "
+            f"cannot share a trunk: {', '.join(sorted(shapes.values()))}"
+        )
+
+
+def shared_steps(runs, train_cfg: dict, branches: dict[str, Branch]) -> dict[str, int]:
+    """Optimiser steps each run's own job trains: from its branch step to the end when it
+    branches (the trunk's steps are counted once, in trunk_steps), all of them otherwise."""
+    return {r.id: total_steps(train_cfg, r) - (branches[r.id].step if r.id in branches else 0) for r in runs}
+
+
+def trunk_steps(branches: dict[str, Branch]) -> dict[str, int]:
+    """Optimiser steps of each trunk segment (keyed by the member whose branch step ends it)."""
+    return {b.run_id: b.step - b.previous_step for b in branches.values()}
+
+
+@dataclass(frozen=True)
+class TrunkFiles:
+    """The files of the trunk segment that ends at run `run_id`'s branch step (a Snakemake
+    wildcard is fine, as in RunFiles)."""
+
+    run_id: str
+    results: Path = Path("results")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "results", Path(self.results))
+
+    @property
+    def out_dir(self) -> Path:
+        return self.results / "trunks" / self.run_id
+
+    @property
+    def branch_state(self) -> Path:
+        """The training state at the branch step: the segment's output, its member's input."""
+        return self.out_dir / "branch.pt"
+
+    @property
+    def branch_checksum(self) -> Path:
+        return self.out_dir / "branch.pt.sha256"
+
+    @property
+    def curve(self) -> Path:
+        return self.out_dir / "curve.jsonl"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.results / "state" / "trunks" / self.run_id
+
+    @property
+    def state(self) -> Path:
+        return self.state_dir / "last.pt"
+
+    @property
+    def log(self) -> Path:
+        return self.results / "logs" / "trunks" / f"{self.run_id}.log"
+
+    def activity(self) -> tuple[Path, ...]:
+        return self.curve, self.log, self.state

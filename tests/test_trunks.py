@@ -1,0 +1,318 @@
+"""Warmdowns branched from a shared trunk give, on CPU, bitwise what each run gives trained alone:
+metrics, curve, both checkpoints and the probe. Any slip (a branch one step early or late, an
+optimiser buffer or the momentum warm-up lost at the branch, a wrong data position) changes
+losses in the last digits and fails these comparisons."""
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus)
+
+from qatgrid.checkpoint import clear_state, load_checkpoint, load_state
+from qatgrid.grid import Run, expand_runs
+from qatgrid.probe import probe_checkpoint
+from qatgrid.runfiles import RunFiles
+from qatgrid.train import train_run, train_trunk
+from qatgrid.trunks import TrunkFiles, plan_branches, shared_steps, trunk_name, trunk_steps
+
+TRAIN = {
+    "device": "cpu",
+    "threads": 1,
+    "steps": 24,
+    "warmup_steps": 3,
+    "seq_len": 32,
+    "batch_size": 4,
+    "lr": {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003},
+    # momentum still warming up at every branch step: its schedule must continue across the branch
+    "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 40},
+    "weight_decay": 0.0,
+    "grad_clip": 1.0,
+    "logit_softcap": 30.0,
+    "log_every": 2,
+    "eval_every": 6,
+    "eval_tokens": 1024,
+    "checkpoint_every": 5,
+    "diverge_loss": 20.0,
+}
+TIMING = {"wall_seconds", "trunk", "trunk_seconds", "scheduler"}
+RECORD_TIMING = {"tokens_per_s", "elapsed_s", "eta_s", "time"}
+
+
+def group(warmdowns, **axes) -> list[Run]:
+    base = {"phase": "p", "bits": 6, "size": "0.1M", "lr_mult": 1.0, "seed": 0, **axes}
+    return [Run(warmdown_frac=w, **base) for w in warmdowns]
+
+
+def train_alone(runs, data_dir, results, train=TRAIN):
+    for run in runs:
+        train_run(run, {"train": train}, data_dir, RunFiles(run.id, results))
+
+
+def train_branched(runs, data_dir, results, train=TRAIN):
+    """As the workflow runs them: each trunk segment in branch order, then each member from its state."""
+    branches = plan_branches(runs, train)
+    for b in sorted(branches.values(), key=lambda b: b.step):
+        previous = TrunkFiles(b.previous, results).branch_state if b.previous else None
+        train_trunk(Run_of(runs, b.run_id), {"train": train}, data_dir, TrunkFiles(b.run_id, results), b.step,
+                    previous)  # fmt: skip
+    for run in runs:
+        branch = TrunkFiles(run.id, results).branch_state if run.id in branches else None
+        train_run(run, {"train": train}, data_dir, RunFiles(run.id, results), branch=branch)
+    return branches
+
+
+def Run_of(runs, run_id):
+    return next(r for r in runs if r.id == run_id)
+
+
+def tensors_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def assert_same_outputs(alone: RunFiles, branched: RunFiles) -> None:
+    ma, mb = (json.loads(f.metrics.read_text()) for f in (alone, branched))
+    assert {k: v for k, v in ma.items() if k not in TIMING} == {k: v for k, v in mb.items() if k not in TIMING}
+    ca, cb = ([{k: v for k, v in json.loads(line).items() if k not in RECORD_TIMING}
+               for line in f.curve.read_text().splitlines()] for f in (alone, branched))  # fmt: skip
+    assert ca == cb
+    for name in ("ckpt_prewarmdown", "ckpt_final"):
+        wa, wb = (torch.load(getattr(f, name), weights_only=True) for f in (alone, branched))
+        assert tensors_equal(wa["model"], wb["model"]), name
+        assert {k: v for k, v in wa.items() if k != "model"} == {k: v for k, v in wb.items() if k != "model"}
+    assert probe_checkpoint(str(alone.ckpt_prewarmdown)) == probe_checkpoint(str(branched.ckpt_prewarmdown))
+
+
+GROUPS = {
+    "muon-linear-int6": group([0.1, 0.25, 0.5]),
+    "adamw-cosine-int4-x2": group([0.2, 0.5], bits=4, optimizer="adamw", schedule="cosine", length_mult=2),
+    "ternary-batch-data-seed": group([0.33, 0.5], bits=1, batch_size=2, data_seed=1, seed=3),
+    "int8-and-int2-lr": group([0.1, 0.33], bits=8, lr_mult=0.5) + group([0.1, 0.33], bits=2, seed=1),
+    "fp16-int3": group([0.2, 0.33], bits=16) + group([0.2, 0.33], bits=3),
+}
+
+
+@pytest.mark.parametrize("name", GROUPS)
+def test_branched_runs_are_bitwise_the_runs_trained_alone(name, data_dir, tmp_path):
+    runs = GROUPS[name]
+    train_alone(runs, data_dir, tmp_path / "alone")
+    branches = train_branched(runs, data_dir, tmp_path / "branched")
+    assert set(branches) == {r.id for r in runs}  # every run here shares a trunk
+    for run in runs:
+        branched = RunFiles(run.id, tmp_path / "branched")
+        assert_same_outputs(RunFiles(run.id, tmp_path / "alone"), branched)
+        metrics = json.loads(branched.metrics.read_text())
+        assert metrics["trunk"] == trunk_name(run) and metrics["trunk_seconds"] > 0
+        assert metrics["trunk_seconds"] < metrics["wall_seconds"]
+        assert metrics["steps_done"] == metrics["steps"]
+    # Each member's own job trains only its warmdown; the trunk trains the rest, once.
+    own, steps = shared_steps(runs, TRAIN, branches), {}
+    for r in runs:
+        steps[r.id] = json.loads(RunFiles(r.id, tmp_path / "alone").metrics.read_text())["steps"]
+        assert own[r.id] == steps[r.id] - branches[r.id].step
+    assert sum(own.values()) + sum(trunk_steps(branches).values()) < sum(steps.values())
+
+
+def test_branch_starts_at_the_members_warmdown_start(data_dir, tmp_path, caplog):
+    caplog.set_level("INFO", logger="qatgrid.train")
+    runs = group([0.25, 0.5])
+    branches = train_branched(runs, data_dir, tmp_path)
+    assert {r.id: branches[r.id].step for r in runs} == {runs[0].id: 18, runs[1].id: 12}
+    assert f"{runs[0].id} branches off its trunk at step 18" in caplog.text
+    assert f"{runs[1].id} branches off its trunk at step 12" in caplog.text
+    # the trunk states hold exactly the shared prefix of the curve
+    state = load_checkpoint(TrunkFiles(runs[0].id, tmp_path).branch_state)
+    assert state["step"] == 18 and state["prewarmdown"] is None
+    assert [e["step"] for e in state["curve"]] == list(range(2, 19, 2))
+
+
+def test_a_diverging_trunk_marks_its_later_members_diverged_as_alone(data_dir, tmp_path, caplog):
+    """The trunk diverges before every branch step: each member ends diverged, with the same
+    metrics and checkpoints as the same run diverging alone; the trunk says so once."""
+    train = {**TRAIN, "diverge_loss": 0.5}
+    runs = group([0.25, 0.5])
+    train_alone(runs, data_dir, tmp_path / "alone", train)
+    train_branched(runs, data_dir, tmp_path / "branched", train)
+    for run in runs:
+        assert_same_outputs(RunFiles(run.id, tmp_path / "alone"), RunFiles(run.id, tmp_path / "branched"))
+        m = json.loads(RunFiles(run.id, tmp_path / "branched").metrics.read_text())
+        assert m["diverged"] and m["steps_done"] == 2 and m["final_val_loss"] is None
+    assert caplog.text.count("diverged at step 2 (train loss") == 1 + len(runs)  # the trunk once, each run alone
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "other-config"])
+def test_a_bad_trunk_state_is_named_and_the_trunk_part_retrained(damage, data_dir, tmp_path, caplog):
+    runs = group([0.25, 0.5])
+    train_alone(runs[:1], data_dir, tmp_path / "alone")
+    branches = train_branched(runs, data_dir, tmp_path / "branched", {**TRAIN, "grad_clip": 0.5})
+    assert branches
+    state = TrunkFiles(runs[0].id, tmp_path / "branched").branch_state
+    files = RunFiles(runs[0].id, tmp_path / "branched")
+    for path in (files.metrics, files.ckpt_final, files.ckpt_prewarmdown, files.curve):
+        path.unlink()
+    clear_state(files.state_dir)  # as the workflow does once a run's outputs are written
+    if damage == "missing":
+        state.unlink()
+    elif damage == "truncated":
+        state.write_bytes(state.read_bytes()[:1000])
+    # "other-config": the state was trained with grad_clip 0.5, the rerun uses TRAIN's 1.0
+    train_run(runs[0], {"train": TRAIN}, data_dir, files, branch=state)
+    reason = {"missing": "is missing", "truncated": "fails its checksum", "other-config": "was made for another"}[
+        damage
+    ]
+    assert f"trunk state {state} {reason}" in caplog.text and "retraining the trunk part from step 0" in caplog.text
+    assert_same_outputs(RunFiles(runs[0].id, tmp_path / "alone"), files)
+    assert json.loads(files.metrics.read_text())["trunk"] is None
+
+
+def test_members_that_disagree_beyond_the_warmdown_are_rejected_naming_them():
+    from qatgrid import trunks
+
+    runs = group([0.25, 0.5])
+    real = trunks.total_steps
+    trunks.total_steps = lambda cfg, r: 30 if r.warmdown_frac == 0.5 else real(cfg, r)
+    try:
+        with pytest.raises(ValueError, match=r"cannot share a trunk: p/int6/0\.1M/wd25/.*, p/int6/0\.1M/wd50/"):
+            plan_branches(runs, TRAIN)
+    finally:
+        trunks.total_steps = real
+
+
+def test_the_default_and_paper_grids_branch_every_group():
+    """Every run of the paper grid sits in a group of two or more warmdowns (the saving the audit reports)."""
+    import yaml
+    from conftest import REPO
+
+    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    paper = {**default, **yaml.safe_load((REPO / "config" / "paper.yaml").read_text())}
+    runs = expand_runs(paper)
+    branches = plan_branches(runs, paper["train"])
+    assert len(branches) == len(runs) == 1345
+    assert len({b.trunk for b in branches.values()}) == 395
+
+
+KILL_SCRIPT = """
+import json, sys
+from pathlib import Path
+from qatgrid.grid import Run
+from qatgrid.runfiles import RunFiles
+from qatgrid.train import train_run, train_trunk
+from qatgrid.trunks import TrunkFiles
+cfg, data_dir, results, what = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
+run = Run("p", 4, "0.1M", float(sys.argv[5]), 1.0, 5)
+trunk = TrunkFiles(run.id, results)
+if what == "trunk":
+    train_trunk(run, {"train": cfg}, data_dir, trunk, int(sys.argv[6]), None)
+else:
+    train_run(run, {"train": cfg}, data_dir, RunFiles(run.id, results), branch=trunk.branch_state)
+"""
+
+
+@pytest.mark.parametrize("what", ["trunk", "branch"])
+def test_sigkill_mid_trunk_or_mid_branch_then_rerun_is_bitwise_identical(what, data_dir, tmp_path):
+    """A SIGKILL at a random step of a trunk segment (wd10's, steps 0-54) or of a branch (wd50's
+    warmdown, steps 30-60); the rerun resumes from the last periodic checkpoint and the run's
+    outputs are bitwise those of the run trained alone."""
+    cfg = {**TRAIN, "steps": 60, "checkpoint_every": 3}
+    warmdown, branch_step = (0.1, 54) if what == "trunk" else (0.5, 30)
+    run = Run("p", 4, "0.1M", warmdown, 1.0, 5)
+    train_alone([run], data_dir, tmp_path / "alone", cfg)
+    results = tmp_path / "branched"
+    args = [sys.executable, "-c", KILL_SCRIPT, json.dumps(cfg), data_dir, str(results)]
+    trunk_args, branch_args = [*args, "trunk", str(warmdown), str(branch_step)], [*args, "branch", str(warmdown)]
+    if what == "branch":  # the trunk segment first, whole; the kill lands in the branch's warmdown
+        subprocess.run(trunk_args, check=True)
+    state_dir = (TrunkFiles(run.id, results) if what == "trunk" else RunFiles(run.id, results)).state_dir
+    lo, hi = (branch_step - 50, branch_step - 6) if what == "trunk" else (branch_step + 3, 54)
+    target = random.Random().randint(max(lo, 3), hi)
+    proc = subprocess.Popen(trunk_args if what == "trunk" else branch_args)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:  # the run may rotate last.pt -> prev.pt while we read it
+            ckpt = load_checkpoint(state_dir / "last.pt")
+        except (OSError, RuntimeError, EOFError):
+            ckpt = None
+        if ckpt is not None and ckpt["step"] >= target:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL, f"the {what} finished before it could be killed"
+    killed_at = load_state(state_dir)["step"]
+    assert (0 < killed_at < branch_step) if what == "trunk" else (branch_step < killed_at < 60)
+    if what == "trunk":
+        subprocess.run(trunk_args, check=True)
+    subprocess.run(branch_args, check=True)
+    assert_same_outputs(RunFiles(run.id, tmp_path / "alone"), RunFiles(run.id, results))
+
+
+def paper_config(shared: bool) -> dict:
+    import yaml
+    from conftest import REPO
+    from snakemake.utils import update_config
+
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    update_config(cfg, yaml.safe_load((REPO / "config" / "paper.yaml").read_text()))
+    cfg["train"]["shared_trunk"] = shared
+    return cfg
+
+
+def test_the_audit_plans_trunks_and_counts_each_trunk_step_once():
+    """Paper grid, one audit each way: shared trunks estimate at most 0.60x the GPU-hours of every
+    run alone, with one trunk segment job per run; the 'alone' column is the unshared audit's."""
+    from qatgrid.audit import grid_table, sharing_note
+
+    shared, alone = grid_table(paper_config(True), None), grid_table(paper_config(False), None)
+    ratio = shared["est_gpu_hours"].sum() / alone["est_gpu_hours"].sum()
+    assert 0.5 < ratio <= 0.60
+    assert shared["est_gpu_hours_alone"].sum() == pytest.approx(alone["est_gpu_hours"].sum())
+    assert (shared["jobs"].sum(), alone["jobs"].sum()) == (2690, 1345)
+    assert alone["trunk"].isna().all() and shared["trunk"].nunique() == 395
+    # hand count of one Phase 2 group (wd10/20/33/50 of 4000-step runs): 3600 + 400 + 800 + 1320 + 2000 steps
+    group = shared[shared["trunk"] == "phase2/int6/15M/trunk/lr1x/muon-linear-x1/seed0"]
+    steps = int(group["steps"].iloc[0])
+    assert (group["steps"] - group["branch_step"] + group["trunk_steps"]).sum() == round(
+        steps * (1 - 0.1 + 0.1 + 0.2 + 0.33 + 0.5)
+    )
+    note = sharing_note(paper_config(True), shared)
+    assert "395 trunks serve 1345 runs" in note and f"({ratio:.2f}x)" in note and "2,690 training jobs" in note
+
+
+def test_status_counts_gpu_hours_of_a_shared_trunk_once(tmp_path):
+    from conftest import load_default_config
+
+    from qatgrid.io import write_json
+    from qatgrid.status import grid_status
+
+    cfg = load_default_config()
+    runs = [r for r in expand_runs(cfg) if r.phase == "phase2" and r.bits == 6 and r.size == "0.1M" and r.seed == 0]
+    assert len(runs) == 4
+    trunk = trunk_name(runs[0])
+    for i, run in enumerate(runs):  # each 100 s alone, of which the trunk trained 10*i s ... 30 s
+        write_json(RunFiles(run.id, tmp_path).metrics,
+                   {"run_id": run.id, "diverged": False, "wall_seconds": 100.0, "trunk": trunk,
+                    "trunk_seconds": 10.0 * (i + 1)})  # fmt: skip
+    spent = grid_status(cfg, tmp_path)["gpu_hours"]["spent"] * 3600
+    assert spent == pytest.approx(sum(100.0 - 10.0 * (i + 1) for i in range(4)) + 40.0)
+
+
+def test_status_shows_a_trunk_in_flight(tmp_path):
+    from conftest import load_default_config
+
+    from qatgrid.status import format_status, grid_status
+
+    cfg = load_default_config()
+    branches = plan_branches(expand_runs(cfg), cfg["train"])
+    b = next(b for b in branches.values() if b.previous is not None)
+    curve = TrunkFiles(b.run_id, tmp_path).curve
+    curve.parent.mkdir(parents=True)
+    curve.write_text(json.dumps({"run_id": b.run_id, "step": b.previous_step + 1, "train_loss": 4.25}) + "\n")
+    s = grid_status(cfg, tmp_path)
+    assert [(t["trunk"], t["step"], t["to_step"]) for t in s["trunks_running"]] == [
+        (b.trunk, b.previous_step + 1, b.step)
+    ]
+    assert f"Shared trunks running (1):\n  {b.trunk}  step {b.previous_step + 1}, segment" in format_status(s)
