@@ -48,7 +48,7 @@ def train_inputs(wildcards):
     """The data folder, and for a branching run its trunk's state at the branch step."""
     inputs = {"data": data_outputs(), "meta": f"{DATA_DIR}/meta.json"}
     if wildcards.run in BRANCHES:
-        trunk = TrunkFiles(wildcards.run)
+        trunk = TrunkFiles(BRANCHES[wildcards.run].start[0])
         inputs.update(branch=str(trunk.branch_state), branch_checksum=str(trunk.branch_checksum))
     return inputs
 

@@ -57,12 +57,12 @@ def train_alone(runs, data_dir, results, train=TRAIN):
 def train_branched(runs, data_dir, results, train=TRAIN):
     """As the workflow runs them: each trunk segment in branch order, then each member from its state."""
     branches = plan_branches(runs, train)
-    for b in sorted(branches.values(), key=lambda b: b.step):
+    for b in sorted((b for b in branches.values() if b.segment), key=lambda b: b.step):
         previous = TrunkFiles(b.previous, results).branch_state if b.previous else None
         train_trunk(Run_of(runs, b.run_id), {"train": train}, data_dir, TrunkFiles(b.run_id, results), b.step,
                     previous)  # fmt: skip
     for run in runs:
-        branch = TrunkFiles(run.id, results).branch_state if run.id in branches else None
+        branch = TrunkFiles(branches[run.id].start[0], results).branch_state if run.id in branches else None
         train_run(run, {"train": train}, data_dir, RunFiles(run.id, results), branch=branch)
     return branches
 
@@ -114,7 +114,7 @@ def test_branched_runs_are_bitwise_the_runs_trained_alone(name, data_dir, tmp_pa
     own, steps = shared_steps(runs, TRAIN, branches), {}
     for r in runs:
         steps[r.id] = json.loads(RunFiles(r.id, tmp_path / "alone").metrics.read_text())["steps"]
-        assert own[r.id] == steps[r.id] - branches[r.id].step
+        assert own[r.id] == steps[r.id] - branches[r.id].start[1]
     assert sum(own.values()) + sum(trunk_steps(branches).values()) < sum(steps.values())
 
 
@@ -123,12 +123,16 @@ def test_branch_starts_at_the_members_warmdown_start(data_dir, tmp_path, caplog)
     runs = group([0.25, 0.5])
     branches = train_branched(runs, data_dir, tmp_path)
     assert {r.id: branches[r.id].step for r in runs} == {runs[0].id: 18, runs[1].id: 12}
-    assert f"{runs[0].id} branches off its trunk at step 18" in caplog.text
+    # wd50 branches first, off the one trunk segment (steps 0-12); wd25, the last member, starts
+    # from that state too and trains on through its own branch step
+    assert not branches[runs[0].id].segment and branches[runs[1].id].segment
     assert f"{runs[1].id} branches off its trunk at step 12" in caplog.text
-    # the trunk states hold exactly the shared prefix of the curve
-    state = load_checkpoint(TrunkFiles(runs[0].id, tmp_path).branch_state)
-    assert state["step"] == 18 and state["prewarmdown"] is None
-    assert [e["step"] for e in state["curve"]] == list(range(2, 19, 2))
+    assert f"{runs[0].id} branches off its trunk at step 12" in caplog.text
+    # the trunk state holds exactly the shared prefix of the curve
+    state = load_checkpoint(TrunkFiles(runs[1].id, tmp_path).branch_state)
+    assert state["step"] == 12 and state["prewarmdown"] is None
+    assert [e["step"] for e in state["curve"]] == list(range(2, 13, 2))
+    assert not TrunkFiles(runs[0].id, tmp_path).branch_state.exists()
 
 
 def test_a_diverging_trunk_marks_its_later_members_diverged_as_alone(data_dir, tmp_path, caplog):
@@ -151,7 +155,7 @@ def test_a_bad_trunk_state_is_named_and_the_trunk_part_retrained(damage, data_di
     train_alone(runs[:1], data_dir, tmp_path / "alone")
     branches = train_branched(runs, data_dir, tmp_path / "branched", {**TRAIN, "grad_clip": 0.5})
     assert branches
-    state = TrunkFiles(runs[0].id, tmp_path / "branched").branch_state
+    state = TrunkFiles(branches[runs[0].id].start[0], tmp_path / "branched").branch_state
     files = RunFiles(runs[0].id, tmp_path / "branched")
     for path in (files.metrics, files.ckpt_final, files.ckpt_prewarmdown, files.curve):
         path.unlink()
@@ -270,16 +274,14 @@ def test_the_audit_plans_trunks_and_counts_each_trunk_step_once():
     ratio = shared["est_gpu_hours"].sum() / alone["est_gpu_hours"].sum()
     assert 0.5 < ratio <= 0.60
     assert shared["est_gpu_hours_alone"].sum() == pytest.approx(alone["est_gpu_hours"].sum())
-    assert (shared["jobs"].sum(), alone["jobs"].sum()) == (2690, 1345)
+    assert (shared["jobs"].sum(), alone["jobs"].sum()) == (2 * 1345 - 395, 1345)
     assert alone["trunk"].isna().all() and shared["trunk"].nunique() == 395
     # hand count of one Phase 2 group (wd10/20/33/50 of 4000-step runs): 3600 + 400 + 800 + 1320 + 2000 steps
     group = shared[shared["trunk"] == "phase2/int6/15M/trunk/lr1x/muon-linear-x1/seed0"]
     steps = int(group["steps"].iloc[0])
-    assert (group["steps"] - group["branch_step"] + group["trunk_steps"]).sum() == round(
-        steps * (1 - 0.1 + 0.1 + 0.2 + 0.33 + 0.5)
-    )
+    assert (group["own_steps"] + group["trunk_steps"]).sum() == round(steps * (1 - 0.1 + 0.1 + 0.2 + 0.33 + 0.5))
     note = sharing_note(paper_config(True), shared)
-    assert "395 trunks serve 1345 runs" in note and f"({ratio:.2f}x)" in note and "2,690 training jobs" in note
+    assert "395 trunks serve 1345 runs" in note and f"({ratio:.2f}x)" in note and "2,295 training jobs" in note
 
 
 def test_status_counts_gpu_hours_of_a_shared_trunk_once(tmp_path):
@@ -307,7 +309,7 @@ def test_status_shows_a_trunk_in_flight(tmp_path):
 
     cfg = load_default_config()
     branches = plan_branches(expand_runs(cfg), cfg["train"])
-    b = next(b for b in branches.values() if b.previous is not None)
+    b = next(b for b in branches.values() if b.previous is not None and b.segment)
     curve = TrunkFiles(b.run_id, tmp_path).curve
     curve.parent.mkdir(parents=True)
     curve.write_text(json.dumps({"run_id": b.run_id, "step": b.previous_step + 1, "train_loss": 4.25}) + "\n")

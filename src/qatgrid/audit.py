@@ -148,9 +148,11 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
         est, branch = alone, branches.get(run.id)
         if branch is not None:
             per_step = tokens // steps
-            segment = branch.step - branch.previous_step
-            own = steps - branch.step
-            est = hours(run.size, own, own * per_step)[0] + hours(run.size, segment, segment * per_step)[0]
+            segment = branch.step - branch.previous_step if branch.segment else 0
+            own = steps - branch.start[1]
+            est = hours(run.size, own, own * per_step)[0] + (
+                hours(run.size, segment, segment * per_step)[0] if segment else 0.0
+            )
             if shape not in shapes:  # the first job of a compiled shape compiles from an empty cache
                 est += alone - hours(run.size, steps, tokens)[0]
         shapes.add(shape)
@@ -167,8 +169,9 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
                 "tokens": tokens,
                 "trunk": branch.trunk if branch else None,
                 "branch_step": branch.step if branch else 0,
-                "trunk_steps": branch.step - branch.previous_step if branch else 0,
-                "jobs": 2 if branch else 1,
+                "own_steps": steps - branch.start[1] if branch else steps,
+                "trunk_steps": branch.step - branch.previous_step if branch and branch.segment else 0,
+                "jobs": 2 if branch and branch.segment else 1,
                 "est_gpu_hours": est,
                 "est_gpu_hours_alone": alone,
                 "est_source": source,
@@ -296,7 +299,7 @@ def sharing_note(config: dict, table: pd.DataFrame) -> str:
     """What shared trunks (train.shared_trunk) save: GPU-hours, steps and jobs, shared against alone."""
     alone, shared = table["est_gpu_hours_alone"].sum(), table["est_gpu_hours"].sum()
     steps_alone = table["steps"].sum()
-    steps_shared = (table["steps"] - table["branch_step"] + table["trunk_steps"]).sum()
+    steps_shared = table["own_steps"].sum() + table["trunk_steps"].sum()
     trunks = table["trunk"].dropna().nunique()
     if not trunks:
         on = config["train"].get("shared_trunk", True)

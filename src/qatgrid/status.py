@@ -153,6 +153,8 @@ def trunks_in_flight(config: dict, results: Path, within_s: float, now: float) -
         return []
     running = []
     for branch in plan_branches(expand_runs(config), config["train"]).values():
+        if not branch.segment:
+            continue
         files = TrunkFiles(branch.run_id, results)
         if files.branch_state.exists() or RunFiles(branch.run_id, results).metrics.exists():
             continue

@@ -7,12 +7,13 @@ constant), same optimiser state. Such a *group* trains its shared stable phase o
 *trunk*, and each member *branches* off it at its warmdown start (the step of its pre-warmdown
 checkpoint) and trains its own warmdown to the end (Hägele et al. 2024; MiniCPM).
 
-The trunk is trained in segments, one per member, in order of branch step: the segment of
-member k trains from member k-1's branch step to member k's and saves the complete training
-state there (model, every optimiser's state, step, curve, elapsed time). Member k's training
-job and segment k+1 both start from that state. A segment follows its member's schedule, which
-up to the member's branch step is the same for every member. On CPU every branched run is
-bitwise the run trained alone (tests/test_trunks.py).
+The trunk is trained in segments, in order of branch step: the segment of member k trains from
+member k-1's branch step to member k's and saves the complete training state there (model,
+every optimiser's state, step, curve, elapsed time). Member k's training job and segment k+1
+both start from that state. The last member needs no segment of its own: its job starts from
+the state of the member before and trains on through its own branch step to the end. A segment
+follows its member's schedule, which up to the member's branch step is the same for every
+member. On CPU every branched run is bitwise the run trained alone (tests/test_trunks.py).
 
 Cost in run-lengths of a group with warmdowns w_i: (1 - min w) + sum w_i, against n trained
 alone; the last member's result comes one run-length (plus a job start per segment) after
@@ -58,15 +59,22 @@ def trunk_name(run: Run) -> str:
 
 @dataclass(frozen=True)
 class Branch:
-    """A member of a shared trunk: it starts from the trunk's state at `step`, which the trunk
-    segment `segment_of` (the same run id) saves; that segment starts from `previous`'s state
-    (None: from initialisation)."""
+    """A member of a shared trunk, branching at `step` (its warmdown start). With `segment`, a
+    trunk segment (keyed by this run's id) trains from `previous`'s state (None: from
+    initialisation) at `previous_step` up to `step`, and the run starts from the state it saves;
+    without (the group's last member), the run starts from `previous`'s state itself."""
 
     run_id: str
     trunk: str
     step: int
     previous: str | None
     previous_step: int
+    segment: bool = True
+
+    @property
+    def start(self) -> tuple[str, int]:
+        """(run id whose trunk state this run starts from, that state's step)."""
+        return (self.run_id, self.step) if self.segment else (self.previous, self.previous_step)
 
 
 def plan_branches(runs, train_cfg: dict) -> dict[str, Branch]:
@@ -84,8 +92,9 @@ def plan_branches(runs, train_cfg: dict) -> dict[str, Branch]:
         if len(shared) < 2:
             continue
         previous, previous_step = None, 0
-        for run, step in shared:
-            branches[run.id] = Branch(run.id, trunk_name(run), step, previous, previous_step)
+        for i, (run, step) in enumerate(shared):
+            last = i == len(shared) - 1
+            branches[run.id] = Branch(run.id, trunk_name(run), step, previous, previous_step, segment=not last)
             previous, previous_step = run.id, step
     return branches
 
@@ -107,14 +116,14 @@ def check_group(members: list[Run], train_cfg: dict) -> None:
 
 
 def shared_steps(runs, train_cfg: dict, branches: dict[str, Branch]) -> dict[str, int]:
-    """Optimiser steps each run's own job trains: from its branch step to the end when it
-    branches (the trunk's steps are counted once, in trunk_steps), all of them otherwise."""
-    return {r.id: total_steps(train_cfg, r) - (branches[r.id].step if r.id in branches else 0) for r in runs}
+    """Optimiser steps each run's own job trains: from the trunk state it starts from to the end
+    when it branches (the trunk's steps are counted once, in trunk_steps), all of them otherwise."""
+    return {r.id: total_steps(train_cfg, r) - (branches[r.id].start[1] if r.id in branches else 0) for r in runs}
 
 
 def trunk_steps(branches: dict[str, Branch]) -> dict[str, int]:
     """Optimiser steps of each trunk segment (keyed by the member whose branch step ends it)."""
-    return {b.run_id: b.step - b.previous_step for b in branches.values()}
+    return {b.run_id: b.step - b.previous_step for b in branches.values() if b.segment}
 
 
 @dataclass(frozen=True)
