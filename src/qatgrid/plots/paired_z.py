@@ -94,7 +94,7 @@ def draw(tables, pdf: str, png: str) -> list[str]:
     fill_labels = ["filled: significant after Holm", "open: not significant"]
     if dashed:
         fills.append(Line2D([], [], ls="--", color="0.4", lw=0.7))
-        fill_labels.append(f"dashed: z significant after Holm (α = {tables.alpha:g})")
+        fill_labels.append(f"dashed: Holm's critical z (α = {tables.alpha:g})")
     leg = fig.legend(
         shapes,
         labels,
