@@ -28,13 +28,7 @@ localrules:
     probe_tables,
     footprint,
     boundary_map_table,
-    figure_loss_vs_warmdown,
-    figure_optimal_warmdown,
-    figure_penalty_law,
-    figure_paired_z,
-    figure_grid_distance,
-    figure_robustness,
-    figure_boundary_map,
+    figure,
     gallery,
 
 

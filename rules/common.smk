@@ -8,19 +8,18 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from qatgrid.data import data_files, data_key  # noqa: E402
-from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources  # noqa: E402
+from qatgrid.grid import BASE_ARM, RUN_ID_WILDCARD, check_config, job_resources  # noqa: E402
+from qatgrid.plots.registry import FIGURES as FIGURE_REGISTRY, FileText, settings as figure_settings  # noqa: E402
 from qatgrid.runfiles import RunFiles  # noqa: E402
 from qatgrid.trunks import TrunkFiles, plan_branches  # noqa: E402
 
 validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
 
 RUNS = {run.id: run for run in check_config(config)}
-FIGURES = ["loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance", "robustness",
-           "boundary_map"]
+FIGURES = list(FIGURE_REGISTRY)
 TABLES = ["runs.parquet", "runs.csv", "loss_by_warmdown.csv", "optimal_warmdown.csv", "paired_tests.csv",
           "regimes.csv", "robustness.csv", "penalty.csv", "penalty_fit.csv", "probes.csv", "probe_ratio.csv",
           "footprint.csv", "boundary_map.csv", "variance_components.csv"]
-BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
 
 wildcard_constraints:
     run=RUN_ID_WILDCARD,
@@ -89,6 +88,15 @@ def probed_runs(run):
 
 def probe_files():
     return [str(RunFiles(rid).probe) for rid in run_ids(probed_runs)]
+
+
+def figure_inputs(wildcards):
+    """A figure reads the metrics (or probe files) of only the runs it draws, and its caption template."""
+    figure = FIGURE_REGISTRY[wildcards.name]
+    ids = [run.id for run in figure.runs(RUNS.values(), config)]
+    kind = "probes" if figure.probes else "metrics"
+    files = [str(getattr(RunFiles(rid), "probe" if figure.probes else "metrics")) for rid in ids]
+    return {kind: files, "template": f"workflow/report/{wildcards.name}.rst"}
 
 
 def train_resources(wildcards, attempt, key):

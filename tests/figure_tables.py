@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 from synthetic import planted_loss
 
-from qatgrid import stats
 from qatgrid.grid import expand_runs
+from qatgrid.plots.registry import settings
+from qatgrid.plots.tables import Tables
 from qatgrid.sizes import size_to_number
 
 
@@ -58,25 +59,19 @@ def probes_table(runs, grid_bits: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def tables(config: dict, extension: bool = False) -> dict[str, pd.DataFrame]:
-    runs = extension_runs(config) if extension else expand_runs(config)
+def tables(config: dict, extension: bool = False, runs=None) -> Tables:
+    """Every table (computed on first use) of the config's runs with the paper's findings planted, or
+    of `runs`, a subset of them: a figure's tables are those of the runs it draws."""
+    every = extension_runs(config) if extension else expand_runs(config)
+    runs = every if runs is None else runs
 
     def loss(r, rng):
         return extension_loss(r, rng) if r.bits < 4 else planted_loss(r, rng)
 
-    df = runs_table(runs, loss)
-    a = config["analysis"]
-    tests = stats.paired_tests(df, alpha=a["alpha"])
-    out = {
-        "loss_by_warmdown": stats.best_lr_per_warmdown(df),
-        "optimal_warmdown": stats.optimal_warmdown(df),
-        "paired_tests": tests,
-        "regimes": stats.regimes(tests),
-        "robustness": stats.robustness(df),
-    }
-    out["boundary_map"] = stats.boundary_map(out["optimal_warmdown"], out["regimes"])
-    out["penalty"] = stats.quant_penalty(df, a["penalty_bits"])
-    out["penalty_fit"] = stats.fit_penalty_law(out["penalty"], a["heldout_sizes"], alpha=a["alpha"])
-    grid_bits = config["probe"]["grid_bits"]
-    out["probe_ratio"] = stats.probe_ratio(probes_table(runs, grid_bits), grid_bits, alpha=a["alpha"])
-    return out
+    chosen, s = set(runs), settings(config)
+    df = runs_table(every, loss)  # every run's numbers drawn in grid order, then the subset taken
+    df = df[[r in chosen for r in every]].reset_index(drop=True)
+    probes = probes_table(every, s["grid_bits"])
+    probed = [r for r in every if r.bits in (16, s["grid_bits"])]
+    probes = probes[[r in chosen for r in probed]].reset_index(drop=True)
+    return Tables(df, s, probes=probes)

@@ -1,5 +1,5 @@
-"""Every figure renders from synthetic tables at the default's scale, the paper's and an
-extension grid with INT3/INT2/ternary, with no overlapping or clipped text; the overlap check
+"""Every figure of the registry renders from synthetic tables at the default's scale, the paper's and
+an extension grid with INT3/INT2/ternary, with no overlapping or clipped text; the overlap check
 itself catches a bad figure; the boundary-map table and the captions' numbers are right."""
 
 import figure_tables
@@ -11,22 +11,12 @@ import yaml
 from conftest import REPO, load_default_config
 from test_audit import paper_config
 
-from qatgrid import plots, stats
+from qatgrid import stats
 from qatgrid.grid import bits_label
 from qatgrid.plots import captions
 from qatgrid.plots.layout import layout_problems
+from qatgrid.plots.registry import FIGURES
 from qatgrid.plots.style import BITS_COLORS, PNG_DPI
-from qatgrid.stats import base_arm
-
-FIGURES = {
-    "loss_vs_warmdown": lambda T, o: plots.loss_vs_warmdown(base_arm(T["loss_by_warmdown"]), *o),
-    "optimal_warmdown": lambda T, o: plots.optimal_warmdown_heatmap(base_arm(T["optimal_warmdown"]), *o),
-    "penalty_law": lambda T, o: plots.penalty_law(T["penalty"], T["penalty_fit"], *o),
-    "paired_z": lambda T, o: plots.paired_z_by_size(T["paired_tests"], *o),
-    "grid_distance": lambda T, o: plots.grid_distance(T["probe_ratio"], *o),
-    "robustness": lambda T, o: plots.robustness(T["loss_by_warmdown"], *o),
-    "boundary_map": lambda T, o: plots.boundary_map(T["boundary_map"], *o),
-}
 
 
 def tiny_config() -> dict:
@@ -49,8 +39,10 @@ def grid_tables(request):
 def test_every_figure_reads_cleanly(grid_tables, name, tmp_path):
     grid, T = grid_tables
     pdf, png = tmp_path / f"{name}.pdf", tmp_path / f"{name}.png"
-    problems = FIGURES[name](T, (str(pdf), str(png)))
+    figure = FIGURES[name]
+    problems = figure.draw(T.only(figure.tables), str(pdf), str(png))
     assert problems == [], f"{grid} grid, {name}: {problems}"
+    assert "nan" not in figure.caption(T.only(figure.tables)).lower()
     data = pdf.read_bytes()
     assert data[:5] == b"%PDF-" and b"/FontFile2" in data and b"/Subtype /Type3" not in data  # TrueType
     from PIL import Image
@@ -157,17 +149,23 @@ def test_boundary_map_on_the_extension_grid_recovers_the_planted_regimes():
 
 def test_captions_state_the_paper_grid_numbers():
     T = figure_tables.tables(paper_config())
-    assert captions.optimum_found(T["optimal_warmdown"]).startswith(
+
+    def caption(name):
+        return FIGURES[name].caption(T.only(FIGURES[name].tables))
+
+    assert caption("optimal_warmdown").startswith(
         "This run: optimal warmdown 33% in 12/12 Phase 2 cells, 15/15 Phase 5 (sizes) cells"
     )
-    found = captions.boundary_found(T["paired_tests"])
+    assert caption("loss_vs_warmdown").endswith("Bars: 95% paired intervals over 5–10 seeds.")
+    found = caption("paired_z")
     assert "INT4: significant at 2/8 sizes: 50M (" in found and ", 10/10 seeds), 100M (" in found
-    assert captions.robustness_found(T["robustness"]).startswith(
-        "This run: optimum unchanged from the base arm in 12/12 arm cells"
+    assert caption("robustness").startswith("This run: optimum unchanged from the base arm in 12/12 arm cells")
+    assert caption("robustness").endswith(
+        "Bars: arms 95% paired intervals over 5 seeds; base arm 95% paired intervals over 5 seeds."
     )
-    assert captions.penalty_found(T["penalty_fit"]).endswith("5/5 held-out sizes inside their 95% prediction interval.")
+    assert caption("penalty_law").endswith("5/5 held-out sizes inside their 95% prediction interval.")
     ratio = T["probe_ratio"]
-    assert f"mean {ratio['ratio'].mean():.3f}" in captions.probe_found(ratio) and np.isclose(
+    assert f"mean {ratio['ratio'].mean():.3f}" in caption("grid_distance") and np.isclose(
         ratio["ratio"].mean(), 1.04, atol=0.005
     )
     assert captions.render("a {found} b |z|", "x") == r"a x b \|z\|"

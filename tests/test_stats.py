@@ -30,6 +30,17 @@ def test_holm_hand_computed():
     assert np.isnan(out[0]) and out[1] == pytest.approx(0.2)
 
 
+def test_holm_equals_statsmodels_bit_for_bit():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    for k in (1, 2, 3, 5, 8):
+        for _ in range(4):
+            p = rng.uniform(0, 1, k) ** 3
+            p[rng.uniform(size=k) < 0.2] = p[0]  # ties
+            assert np.array_equal(stats.holm(p), multipletests(p, method="holm")[1])
+
+
 def test_planted_effect_found_and_noise_called_noise():
     cells = {
         (4, "100M"): {0.2: 3.10, 0.33: 3.00, 0.5: 3.08},  # wd33 wins by 0.08-0.10 nats
@@ -163,3 +174,73 @@ def test_robustness_compares_on_the_warmdowns_the_arm_ran():
     )
     rob = stats.robustness(pd.concat([base, arm], ignore_index=True)).iloc[0]
     assert rob["best_warmdown"] == 0.33 and rob["base_best_warmdown"] == 0.33 and rob["unchanged"]
+
+
+def test_paired_interval_equals_scipy_ttest_rel():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(3.0, 0.1, 7), rng.normal(3.05, 0.1, 7)
+    for alpha in (0.05, 0.1):
+        mean, lo, hi = stats.paired_interval(b - a, alpha)
+        ci = sps.ttest_rel(b, a).confidence_interval(1 - alpha)
+        assert mean == pytest.approx((b - a).mean()) and (lo, hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert np.isnan(stats.paired_interval(np.array([0.2]))[1]) and stats.paired_interval(np.array([0.2]))[0] == 0.2
+    assert all(np.isnan(stats.paired_interval(np.array([]))))
+
+
+def test_critical_z_is_where_holm_turns_significant():
+    """A z at the critical value has p = alpha / k (Holm's first step); with k = 1 that is alpha."""
+    for n, k in ((10, 1), (5, 3), (3, 1)):
+        z = stats.critical_z(n, k, alpha=0.05)
+        assert 2 * sps.t.sf(z, n - 1) == pytest.approx(0.05 / k)
+    assert stats.critical_z(10, 1) == pytest.approx(sps.t.ppf(0.975, 9))
+    assert np.isnan(stats.critical_z(1, 1))
+
+
+def test_untested_reason():
+    assert stats.untested_reason(1, 0.1, np.nan) == "1 seed: no paired test"
+    assert stats.untested_reason(0, np.nan, np.nan) == "no seed run at both warmdowns"
+    assert stats.untested_reason(4, 0.0, 0.0) == "identical losses on every seed: no test"
+    assert stats.untested_reason(4, 0.1, 0.02) is None
+
+
+def test_loss_by_warmdown_pairs_each_level_with_the_best_by_seed():
+    df = runs_table({(6, "15M"): {0.2: 3.2, 0.33: 3.1, 0.5: 3.3}}, seeds=4)
+    df = pd.concat([df, df.assign(lr_mult=2.0, final_val_loss=df["final_val_loss"] + 0.5)], ignore_index=True)
+    out = stats.loss_by_warmdown(df).set_index("warmdown_frac")
+    # the existing columns are best_lr_per_warmdown's, unchanged
+    pd.testing.assert_frame_equal(
+        out.reset_index()[list(stats.best_lr_per_warmdown(df).columns)], stats.best_lr_per_warmdown(df)
+    )
+    assert (out["best_warmdown"] == 0.33).all() and (out["n_pairs"] == 4).all()
+    assert out.loc[0.33, ["diff_mean", "diff_ci_low", "diff_ci_high"]].tolist() == [0, 0, 0]
+    base = df[df["lr_mult"] == 1.0]
+
+    def losses(wd):
+        return base[base["warmdown_frac"] == wd].sort_values("seed")["final_val_loss"].to_numpy()
+
+    for wd in (0.2, 0.5):
+        ref = sps.ttest_rel(losses(wd), losses(0.33))
+        ci = ref.confidence_interval(0.95)
+        assert out.loc[wd, "diff_mean"] == pytest.approx((losses(wd) - losses(0.33)).mean())
+        assert (out.loc[wd, "diff_ci_low"], out.loc[wd, "diff_ci_high"]) == (
+            pytest.approx(ci.low),
+            pytest.approx(ci.high),
+        )
+    one = stats.loss_by_warmdown(df[df["seed"] == 0]).set_index("warmdown_frac")
+    assert (one["n_pairs"] == 1).all() and one.loc[0.2, ["diff_ci_low", "diff_ci_high"]].isna().all()
+
+
+def test_robustness_curves_compare_each_arm_with_its_base_on_the_arm_levels():
+    base = runs_table({(6, "15M"): {0.2: 3.0, 0.33: 3.1, 0.5: 3.3}}, seeds=3)
+    arm = runs_table({(6, "15M"): {0.33: 3.1, 0.5: 3.3}}, seeds=3, phase="phase5-adamw", warmdowns=(0.33, 0.5)).assign(
+        optimizer="adamw"
+    )
+    curves = stats.robustness_curves(pd.concat([base, arm], ignore_index=True))
+    assert set(curves["optimizer"]) == {"adamw"} and set(curves["base_phase"]) == {"phase2"}
+    b = curves[curves["curve"] == "base"].set_index("warmdown_frac")
+    assert sorted(b.index) == [0.33, 0.5] and (b["best_warmdown"] == 0.33).all()  # 0.2 is not among the arm's
+    expected = stats.loss_by_warmdown(base[base["warmdown_frac"] != 0.2]).set_index("warmdown_frac")
+    assert b["diff_ci_high"].to_numpy() == pytest.approx(expected["diff_ci_high"].to_numpy())
+    a = curves[curves["curve"] == "arm"]
+    assert len(a) == 2 and (a["phase"] == "phase5-adamw").all()
+    assert stats.robustness_curves(base).empty

@@ -54,6 +54,8 @@ SUPPORTED_BITS = (16, 8, 6, 4, 3, 2, 1)
 BITS_BY_NAME = {"fp16": 16, "ternary": 1, **{f"int{b}": b for b in (8, 6, 4, 3, 2)}}
 LR_BATCH_RULES = {"hold": 0.0, "sqrt": 0.5, "linear": 1.0}  # lr x (batch / train.batch_size) ** exponent
 TRAIN_DEFAULTS = {"hold_tokens": True, "lr_batch_rule": "sqrt"}
+# The study's base arm; every other (optimizer, schedule, length) is a Phase 5 robustness arm.
+BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
 
 
 @dataclass(frozen=True, order=True)

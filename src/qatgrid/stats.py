@@ -12,6 +12,11 @@ at both give z = mean(d) / (sd(d) / sqrt(n)) (sd with n-1 denominator; this is
 the paired t statistic, scipy.stats.ttest_rel). p is two-sided from Student's
 t with n-1 degrees of freedom; within each cell the alternatives' p values are
 Holm-adjusted. z > 0 means the best warmdown wins.
+
+Paired interval (`loss_by_warmdown`): each warmdown's difference to its cell's
+best warmdown, d_s as above over the seeds run at both, with the 1 - alpha
+t interval mean(d) +/- t(1 - alpha/2, n-1) sd(d)/sqrt(n) (scipy.stats.ttest_rel's
+confidence_interval); it needs two pairs.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from .grid import BASE_ARM
+
 CELL = ["phase", "bits", "size", "optimizer", "schedule", "length_mult"]
-BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
+__all__ = ["BASE_ARM", "CELL"]  # BASE_ARM is defined with the grid (torch-free, read at parse time)
 
 
 def completed(df: pd.DataFrame) -> pd.DataFrame:
@@ -65,15 +72,54 @@ def paired_z(diffs: np.ndarray) -> tuple[float, float]:
     return float(z), float(2 * sps.t.sf(abs(z), df=n - 1))
 
 
-def holm(pvalues: np.ndarray) -> np.ndarray:
-    """Holm step-down adjusted p values (statsmodels' multipletests, method 'holm'); NaNs pass through."""
-    from statsmodels.stats.multitest import multipletests
+def paired_interval(diffs: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
+    """(mean, low, high) of the paired differences: the 1 - alpha t interval of their mean over n - 1
+    df, as scipy.stats.ttest_rel(...).confidence_interval gives it; NaN bounds below two pairs."""
+    d = np.asarray(diffs, dtype=float)
+    if d.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(d.mean())
+    if d.size < 2:
+        return mean, float("nan"), float("nan")
+    half = float(sps.t.ppf(1 - alpha / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size))
+    return mean, mean - half, mean + half
 
+
+def untested_reason(n_pairs: int, mean_diff: float, sd_diff: float) -> str | None:
+    """Why a paired test has no z (`paired_z` returns NaN), or None when it has one."""
+    if n_pairs == 0:
+        return "no seed run at both warmdowns"
+    if n_pairs == 1:
+        return "1 seed: no paired test"
+    if sd_diff == 0 and mean_diff == 0:
+        return "identical losses on every seed: no test"
+    return None
+
+
+def critical_z(n_pairs: int, n_alternatives: int, alpha: float = 0.05) -> float:
+    """The |z| from which a cell's alternative is significant after Holm: the two-sided paired t
+    critical value at alpha / k over n - 1 df, k the cell's alternatives (Holm's first step; with
+    equal seeds per alternative every z at or above it is significant, and with k = 1 exactly those
+    are). NaN below two pairs."""
+    if n_pairs < 2:
+        return float("nan")
+    return float(sps.t.ppf(1 - alpha / (2 * max(1, n_alternatives)), n_pairs - 1))
+
+
+def holm(pvalues: np.ndarray) -> np.ndarray:
+    """Holm step-down adjusted p values, NaNs passed through: sorted ascending, the i-th (from 0) of m
+    is max over j <= i of (m - j) p_(j), capped at 1; the same arithmetic as statsmodels'
+    multipletests(method='holm') (tested equal), which also runs a full garbage collection per call."""
     p = np.asarray(pvalues, dtype=float)
     out = np.full_like(p, np.nan)
     ok = ~np.isnan(p)
     if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+        q = p[ok]
+        order = np.argsort(q)
+        adjusted = np.minimum(np.maximum.accumulate(q[order] * np.arange(q.size, 0, -1)), 1)
+        corrected = np.empty_like(q)
+        corrected[order] = adjusted
+        out[ok] = corrected
     return out
 
 
@@ -82,23 +128,17 @@ def paired_tests(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     done = completed(df)
     per_wd = best_lr_per_warmdown(df)
     best = optimal_warmdown(df)
+    runs_by_cell, levels_by_cell = dict(iter(done.groupby(CELL))), dict(iter(per_wd.groupby(CELL)))
     rows = []
     for _, cell in best.iterrows():
         key = tuple(cell[c] for c in CELL)
-        in_cell = done[(done[CELL] == pd.Series(key, index=CELL)).all(axis=1)]
-        cands = per_wd[(per_wd[CELL] == pd.Series(key, index=CELL)).all(axis=1)]
-
-        def losses(wd, lr):
-            r = in_cell[(in_cell["warmdown_frac"] == wd) & (in_cell["lr_mult"] == lr)]
-            # Pairs share the init seed; where a data-order axis ran, its orders are averaged first.
-            return r.groupby("seed")["final_val_loss"].mean()
-
-        ref = losses(cell["best_warmdown"], cell["best_lr_mult"])
+        in_cell, cands = runs_by_cell[key], levels_by_cell[key]
+        ref = _seed_losses(in_cell, cell["best_warmdown"], cell["best_lr_mult"])
         cell_rows = []
         for _, alt in cands.iterrows():
             if alt["warmdown_frac"] == cell["best_warmdown"]:
                 continue
-            other = losses(alt["warmdown_frac"], alt["lr_mult"])
+            other = _seed_losses(in_cell, alt["warmdown_frac"], alt["lr_mult"])
             seeds = ref.index.intersection(other.index)
             d = (other.loc[seeds] - ref.loc[seeds]).to_numpy()
             z, p = paired_z(d)
@@ -138,6 +178,35 @@ def paired_tests(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def _seed_losses(runs: pd.DataFrame, warmdown: float, lr_mult: float) -> pd.Series:
+    """Final loss per init seed at one (warmdown, LR); a seed's data orders are averaged first."""
+    r = runs[(runs["warmdown_frac"] == warmdown) & (runs["lr_mult"] == lr_mult)]
+    return r.groupby("seed")["final_val_loss"].mean()
+
+
+def loss_by_warmdown(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """`best_lr_per_warmdown` plus each level's paired difference to its cell's best level (lowest
+    mean): `best_warmdown`, `n_pairs` (seeds run at both), `diff_mean` and the 1 - alpha t interval
+    `diff_ci_low`, `diff_ci_high` of loss(level) - loss(best) over those seeds (module doc). The best
+    level's difference is 0 on every seed (interval [0, 0]); an interval needs two pairs (else NaN)."""
+    per_wd = best_lr_per_warmdown(df)
+    runs_by_cell = dict(iter(completed(df).groupby(CELL)))
+    cols = {k: pd.Series(np.nan, index=per_wd.index, dtype=float) for k in ("diff_mean", "diff_ci_low", "diff_ci_high")}
+    best_wd = pd.Series(np.nan, index=per_wd.index, dtype=float)
+    n_pairs = pd.Series(0, index=per_wd.index, dtype=int)
+    for key, levels in per_wd.groupby(CELL, sort=False):
+        cell = runs_by_cell[key]
+        best = levels.loc[levels["mean_loss"].idxmin()]
+        ref = _seed_losses(cell, best["warmdown_frac"], best["lr_mult"])
+        for i, level in levels.iterrows():
+            other = _seed_losses(cell, level["warmdown_frac"], level["lr_mult"])
+            seeds = ref.index.intersection(other.index)
+            d = other.loc[seeds].to_numpy() - ref.loc[seeds].to_numpy()
+            cols["diff_mean"][i], cols["diff_ci_low"][i], cols["diff_ci_high"][i] = paired_interval(d, alpha)
+            best_wd[i], n_pairs[i] = best["warmdown_frac"], d.size
+    return per_wd.assign(best_warmdown=best_wd, n_pairs=n_pairs, **cols)
+
+
 def regimes(tests: pd.DataFrame) -> pd.DataFrame:
     """Per cell: 'decisive' when the best warmdown beats every alternative significantly, else 'noise-dominated'."""
     g = tests.groupby(CELL + ["n_params", "best_warmdown"], as_index=False).agg(
@@ -145,6 +214,30 @@ def regimes(tests: pd.DataFrame) -> pd.DataFrame:
     )
     g["regime"] = np.where(g["all_significant"], "decisive", "noise-dominated")
     return g
+
+
+def robustness_curves(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """The curves the robustness figure draws: per arm cell of `robustness`, the arm's levels
+    (`curve` 'arm') and the base-arm cell it is compared with (`curve` 'base': phase `base_phase`,
+    same bits and size) on the arm's levels only, each as `loss_by_warmdown` relative to its own best
+    level. The CELL columns name the arm cell on both curves."""
+    done = completed(df)
+    rows = []
+    for arm in robustness(df).itertuples(index=False):
+        key = pd.Series([getattr(arm, c) for c in CELL], index=CELL)
+        curve = loss_by_warmdown(done[(done[CELL] == key).all(axis=1)], alpha)
+        rows.append(curve.assign(curve="arm", base_phase=arm.base_phase))
+        if isinstance(arm.base_phase, str):
+            base_key = key.copy()
+            base_key["phase"] = arm.base_phase
+            for k, v in BASE_ARM.items():
+                base_key[k] = v
+            base = done[(done[CELL] == base_key).all(axis=1) & done["warmdown_frac"].isin(curve["warmdown_frac"])]
+            base = loss_by_warmdown(base, alpha)
+            rows.append(base.assign(**{c: key[c] for c in CELL}, curve="base", base_phase=arm.base_phase))
+    cols = CELL + ["curve", "base_phase", "n_params", "warmdown_frac", "lr_mult", "mean_loss", "sd_loss", "n_seeds"]
+    cols += ["best_warmdown", "n_pairs", "diff_mean", "diff_ci_low", "diff_ci_high"]
+    return pd.concat(rows, ignore_index=True).reindex(columns=cols) if rows else pd.DataFrame(columns=cols)
 
 
 def base_arm(df: pd.DataFrame) -> pd.DataFrame:

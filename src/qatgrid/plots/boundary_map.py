@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from matplotlib.patches import Patch
 
 from ..sizes import size_to_number
+from .captions import pct
 from .style import COLUMN_WIDTH, FULL_WIDTH, bits_name, save
 
 # Okabe-Ito hues again; "not run" stays white so the grid's shape reads at once.
@@ -20,8 +20,9 @@ REGIME_COLORS = {
 }
 
 
-def boundary_map(table: pd.DataFrame, pdf: str, png: str) -> list[str]:
-    """`table` is stats.boundary_map's output (one row per bits × size, 'not run' included)."""
+def draw(tables, pdf: str, png: str) -> list[str]:
+    """stats.boundary_map's table: one row per bits × size, 'not run' included."""
+    table = tables["boundary_map"]
     sizes = sorted(table["size"].unique(), key=size_to_number)
     bits = sorted(table["bits"].unique(), reverse=True)
     regimes = list(REGIME_COLORS)
@@ -57,3 +58,11 @@ def boundary_map(table: pd.DataFrame, pdf: str, png: str) -> list[str]:
         fontsize=6.5,
     )
     return save(fig, pdf, png)
+
+
+def caption(tables) -> str:
+    table = tables["boundary_map"]
+    counts = table["regime"].value_counts()
+    expected = pct(table["expected_warmdown"].iloc[0])
+    parts = [f"{n} {r.replace('at the expected optimum', 'at ' + expected)}" for r, n in counts.items()]
+    return f"This run, over {len(table)} bit-width × size cells: " + ", ".join(parts) + "."

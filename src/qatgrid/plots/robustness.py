@@ -2,53 +2,59 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
+from ..grid import BASE_ARM
+from .captions import interval_note
+from .loss_vs_warmdown import draw_curve
 from .style import bits_legend, facet_grid, save
-from .warmdown import draw_curve, relative_curves
-
-BASE_ARM = ("muon", "linear", 1)
 
 
 def arm_name(optimizer: str, schedule: str, length_mult) -> str:
     parts = []
-    if optimizer != BASE_ARM[0]:
+    if optimizer != BASE_ARM["optimizer"]:
         parts.append({"adamw": "AdamW"}.get(optimizer, optimizer))
-    if schedule != BASE_ARM[1]:
+    if schedule != BASE_ARM["schedule"]:
         parts.append(f"{schedule} warmdown")
-    if float(length_mult) != BASE_ARM[2]:
+    if float(length_mult) != BASE_ARM["length_mult"]:
         parts.append(f"{float(length_mult):g}× length")
     return ", ".join(parts) or "base"
 
 
-def robustness(per_wd: pd.DataFrame, pdf: str, png: str) -> list[str]:
-    """One panel per (arm, size): the arm's curves (solid) and the base arm's at the same
-    bit-widths and size (dashed, first base phase), each relative to its own optimum (ringed)."""
-    df = relative_curves(per_wd)
-    arm = [tuple(v) for v in df[["optimizer", "schedule", "length_mult"]].to_numpy()]
-    df["arm"] = [arm_name(*a) for a in arm]
-    base = df[df["arm"] == "base"]
-    base = base[base["phase"] == base.groupby(["bits", "size"])["phase"].transform("min")]
-    panels = sorted({(a, s) for a, s in zip(df["arm"], df["size"]) if a != "base"})
+def draw(tables, pdf: str, png: str) -> list[str]:
+    """One panel per (arm, size): the arm's curves (solid) and the base-arm cell each is compared
+    with (dashed, `stats.robustness_curves`), each relative to its own optimum (ringed), bars the
+    paired interval of that difference."""
+    df = tables["robustness_curves"]
+    df = df.assign(arm=[arm_name(*a) for a in df[["optimizer", "schedule", "length_mult"]].to_numpy()])
+    panels = sorted(set(zip(df["arm"], df["size"])))
     fig, axes = facet_grid(max(1, len(panels)), panel_w=1.75, sharey=True)
     if not panels:
         axes[0].text(0.5, 0.5, "no robustness arms in this config", ha="center", va="center")
         axes[0].set_axis_off()
         return save(fig, pdf, png)
-        return
     for ax, (name, size) in zip(axes, panels):
         g = df[(df["arm"] == name) & (df["size"] == size)]
-        for bits, gb in g.groupby("bits"):
-            draw_curve(ax, gb, int(bits))
-            gb0 = base[
-                (base["bits"] == bits) & (base["size"] == size) & base["warmdown_frac"].isin(gb["warmdown_frac"])
-            ]
-            if len(gb0):
-                draw_curve(ax, relative_curves(gb0.drop(columns=["delta", "half_ci", "is_best"])), int(bits), ls="--")
+        for (_, bits, curve), gc in g.groupby(["phase", "bits", "curve"]):
+            draw_curve(ax, gc, int(bits), ls="-" if curve == "arm" else "--")
         ax.set_title(f"{name} · {size}" if len(name) <= 18 else f"{name}\n{size}")  # long arms: two lines
         ax.set_xticks(sorted(100 * g["warmdown_frac"].unique()))
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0f}")
+    level = f"{100 * (1 - tables.alpha):g}%"
     fig.supxlabel("warmdown fraction (% of steps)\ndashed: base arm (Muon, linear, 1×)", fontsize=8)
-    fig.supylabel("loss above optimum (nats)", fontsize=8)
-    bits_legend(fig, sorted(df.loc[df["arm"] != "base", "bits"].unique(), reverse=True))
+    fig.supylabel(f"loss above optimum (nats)\nbars: paired {level} interval", fontsize=8)
+    bits_legend(fig, sorted(df["bits"].unique(), reverse=True))
     return save(fig, pdf, png)
+
+
+def caption(tables) -> str:
+    rob = tables["robustness"]
+    if rob.empty:
+        return "This run has no robustness arms."
+    parts = [f"{arm} {int(g['unchanged'].sum())}/{len(g)}" for arm, g in rob.groupby("arm")]
+    text = (
+        "This run: optimum unchanged from the base arm in "
+        f"{int(rob['unchanged'].sum())}/{len(rob)} arm cells (" + ", ".join(parts) + ")."
+    )
+    curves = tables["robustness_curves"]
+    arms = interval_note(curves[curves["curve"] == "arm"], tables.alpha)
+    base = interval_note(curves[curves["curve"] == "base"], tables.alpha)
+    return text + f" Bars: arms {arms}" + (f"; base arm {base}." if base else ".")

@@ -12,7 +12,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from ..grid import bits_label  # noqa: E402
 from ..io import atomic_path  # noqa: E402
@@ -106,9 +105,3 @@ def phase_label(phase: str) -> str:
     head, _, tail = str(phase).partition("-")
     head = head.replace("phase", "Phase ")
     return f"{head} ({tail})" if tail else head
-
-
-def base_arm(df: pd.DataFrame) -> pd.DataFrame:
-    from ..stats import base_arm as _base
-
-    return _base(df)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from ..sizes import size_to_number
 from .style import COLUMN_WIDTH, FULL_WIDTH, bits_color, bits_name, phase_label, save
@@ -12,9 +11,10 @@ from .style import COLUMN_WIDTH, FULL_WIDTH, bits_color, bits_name, phase_label,
 PHASE_MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 
 
-def grid_distance(ratio: pd.DataFrame, pdf: str, png: str) -> list[str]:
+def draw(tables, pdf: str, png: str) -> list[str]:
     """QAT/FP16 ratio of the mean distance to the grid, per size (numeric order) and phase,
     with its 95% t interval across matched runs; 1 = no closer."""
+    ratio = tables["probe_ratio"]
     r = ratio.assign(x=ratio["size"].map(size_to_number)).sort_values(["x", "phase"])
     sizes = list(dict.fromkeys(r["size"]))
     phases = sorted(r["phase"].unique())
@@ -53,3 +53,15 @@ def grid_distance(ratio: pd.DataFrame, pdf: str, png: str) -> list[str]:
     ax.set_ylabel(f"distance to {bits_name(bits)} grid,\nQAT / FP16 (dashed: 1)")
     fig.legend(loc="outside upper center", ncol=min(len(phases), max(1, int(width / 1.7))), fontsize=6.5)
     return save(fig, pdf, png)
+
+
+def caption(tables) -> str:
+    ratio = tables["probe_ratio"]
+    if ratio.empty:
+        return "This run has no probed pairs."
+    above = (ratio["ci_low"] > 1).sum()
+    return (
+        f"This run: QAT/FP16 ratio {ratio['ratio'].min():.3f}–{ratio['ratio'].max():.3f} over "
+        f"{len(ratio)} (phase, size) cells (mean {ratio['ratio'].mean():.3f}); the 95% interval lies "
+        f"above 1 in {above}/{len(ratio)}."
+    )

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 
 from .style import COLUMN_WIDTH, bits_color, bits_name, save
 
 
-def penalty_law(penalty: pd.DataFrame, fit: pd.DataFrame, pdf: str, png: str) -> list[str]:
+def draw(tables, pdf: str, png: str) -> list[str]:
     """Per-seed points (squares: held-out sizes), the fit and its 95% prediction band."""
+    penalty, fit = tables["penalty"], tables["penalty_fit"]
     bits = int(penalty["bits"].iloc[0])
     fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.5), layout="constrained")
     held = set(fit.loc[fit["heldout"], "size"])
@@ -39,3 +39,13 @@ def penalty_law(penalty: pd.DataFrame, fit: pd.DataFrame, pdf: str, png: str) ->
     ax.axhline(0, color="0.7", lw=0.5)
     fig.legend(loc="outside upper center", ncol=2, fontsize=6.5)
     return save(fig, pdf, png)
+
+
+def caption(tables) -> str:
+    fit = tables["penalty_fit"]
+    held = fit[fit["heldout"]]
+    return (
+        f"This run: slope {fit['slope_per_decade'].iloc[0]:+.4f} nats per decade "
+        f"(R² {fit['r_squared'].iloc[0]:.2f}, {int(fit['n_fit_points'].iloc[0])} points); "
+        f"{int(held['covered'].sum())}/{len(held)} held-out sizes inside their 95% prediction interval."
+    )
