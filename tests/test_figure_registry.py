@@ -12,6 +12,7 @@ from test_audit import paper_config
 from qatgrid.grid import expand_runs
 from qatgrid.plots.registry import FIGURES
 from qatgrid.plots.tables import BUILDERS
+from qatgrid.trunks import plan_branches
 
 CONFIGS = {"default": (load_default_config, ()), "paper": (paper_config, ("--configfile", "config/paper.yaml"))}
 
@@ -46,6 +47,15 @@ def test_one_figure_plans_only_the_runs_it_draws(wf, grid, name):
     out = snakemake(wf, f"results/figures/{name}.pdf", "-n", "--quiet", "rules", *args).stdout
     jobs = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
     assert jobs.get("train", 0) == len(expected)
+    # and only the trunk segments those runs start from, each with the segments before it
+    branches = plan_branches(expand_runs(config), config["train"])
+    needed = set()
+    for run in expected:
+        segment = branches[run.id].start[0] if run.id in branches else None
+        while segment is not None:
+            needed.add(segment)
+            segment = branches[segment].previous
+    assert jobs.get("trunk", 0) == len(needed)
     if grid == "paper" and name == "paired_z":
         assert len(expected) == 160 and {r.bits for r in expected} == {4}
 

@@ -318,3 +318,21 @@ def test_status_shows_a_trunk_in_flight(tmp_path):
         (b.trunk, b.previous_step + 1, b.step)
     ]
     assert f"Shared trunks running (1):\n  {b.trunk}  step {b.previous_step + 1}, segment" in format_status(s)
+
+
+def test_the_switch_plans_trunks_or_none(tmp_path):
+    """Dry-runs of the default grid: with shared trunks, one trunk segment job per run but the
+    last of each group; with train.shared_trunk: false, none. The training jobs are the runs."""
+    import re
+
+    from conftest import load_default_config, snakemake, workflow_copy
+
+    wf = workflow_copy(tmp_path)
+    (wf / "off.yaml").write_text("train: {shared_trunk: false}\n")
+    cfg = load_default_config()
+    branches = plan_branches(expand_runs(cfg), cfg["train"])
+    for args, trunks in (((), sum(b.segment for b in branches.values())), (("--configfile", "off.yaml"), 0)):
+        out = snakemake(wf, "-n", "--quiet", "rules", *args).stdout
+        jobs = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
+        assert (jobs.get("train"), jobs.get("trunk", 0)) == (len(expand_runs(cfg)), trunks)
+    assert sum(b.segment for b in branches.values()) == 51  # 86 runs in 35 groups, 27 of them shared
