@@ -28,6 +28,7 @@ import torch
 
 from .data import load_data
 from .data.bpb import bits_per_byte
+from .data.stream import train_batch
 from .grid import Run, lr_batch_factor, run_batch_size, run_data_seed, total_steps, train_option
 from .io import atomic_path, sha256_file, write_json
 from .model import GPT, ModelConfig, count_params
@@ -343,7 +344,7 @@ def train_run(run: Run, cfg: dict, data_dir: str, out_dir: str, state_dir: str, 
                 step,
                 train_cfg["muon_momentum"],
             )
-            x, y = get_batch(train_tokens, run_data_seed(run), step, batch_size, seq_len, device)
+            x, y = train_batch(train_tokens, train_cfg, run, step, batch_size, seq_len, device)
             loss = train_step(forward, params, optimizers, x, y, amp_dtype, train_cfg["grad_clip"])
             step += 1
             if step % train_cfg["log_every"] == 0 or step == steps:
