@@ -82,8 +82,8 @@ def test_steps_tokens_and_lr_per_batch_size():
     assert total_steps(TRAIN, long) == 150
 
 
-def test_data_order_defaults_to_the_init_seed():
-    assert run_data_seed(Run("p", 6, "3M", 0.33, 1.0, 7)) == 7
+def test_off_the_data_order_axis_a_run_has_no_data_seed():
+    assert run_data_seed(Run("p", 6, "3M", 0.33, 1.0, 7)) is None  # off the axis: the default order
     assert run_data_seed(Run("p", 6, "3M", 0.33, 1.0, 7, data_seed=1)) == 1
 
 

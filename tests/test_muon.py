@@ -29,7 +29,31 @@ def test_fp32_iteration_matches_float64_iteration(shape):
     assert 0.5 < s.min() < 0.95 and s.max() < 1.3
 
 
-def test_bf16_iteration_matches_torch_muon_internal_and_is_coarser():
+def baseline_newton_schulz(G: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
+    """The parameter-golf baseline's bf16 iteration (`zeropower_via_newtonschulz5`), from its formula:
+    X = bf16(G) / (|X|_F + eps), transposed if tall; per step A = X X^T, B = b A + c A @ A, X = a X + B @ X."""
+    a, b, c = NS_COEFFICIENTS
+    X = G.bfloat16()
+    X /= X.norm() + eps
+    transposed = G.size(0) > G.size(1)
+    if transposed:
+        X = X.T
+    for _ in range(steps):
+        A = X @ X.T
+        B = b * A + c * A @ A
+        X = a * X + B @ X
+    return X.T if transposed else X
+
+
+@pytest.mark.parametrize("shape", [(64, 256), (256, 64), (96, 96), (33, 130)])
+def test_bf16_iteration_is_the_baselines_bit_for_bit(shape):
+    for seed in range(3):
+        g = torch.randn(shape, generator=torch.Generator().manual_seed(seed)) * 10 ** (seed - 1)
+        ours = newton_schulz(g, dtype=torch.bfloat16)
+        assert ours.dtype == torch.bfloat16 and torch.equal(ours, baseline_newton_schulz(g))
+
+
+def test_bf16_iteration_is_coarser_than_fp32():
     g = torch.randn(64, 256, generator=torch.Generator().manual_seed(1))
     ref = quintic_float64(g)
     bf16 = newton_schulz(g, dtype=torch.bfloat16).double()
@@ -54,16 +78,18 @@ def run(opt_cls, steps: int = 4, **kw) -> list[torch.Tensor]:
     return [p.detach().clone() for p in params]
 
 
-def test_bf16_updates_equal_torch_optim_muon():
+def test_bf16_updates_near_torch_optim_muon():
     """torch.optim.Muon keeps an EMA buffer, ours the baseline's sum: with a constant momentum the two are
-    proportional, and the Newton-Schulz normalisation removes the factor, so the updates agree."""
+    proportional, and the Newton-Schulz normalisation removes the factor, so the updates agree up to the
+    bf16 rounding of two operation orders (the baseline's separate products against its fused addmm)."""
     start = [p.detach() for p in make_params(0)]
     ours = run(Muon, ns_dtype=torch.bfloat16)
     theirs = run(torch.optim.Muon, adjust_lr_fn="original")
     for p0, a, b in zip(start, ours, theirs):
         moved = (b - p0).abs().max()
         assert moved > 0.1
-        assert (a - b).abs().max() < 0.03 * moved  # bf16 rounding of the iteration (measured: 1.5-2.1%)
+        assert (a - b).abs().max() < 0.06 * moved  # measured: 2.9-4.4%
+        assert 1.0 < (a - p0).norm() / (b - p0).norm() < 1.02  # the fused order's steps come out smaller
     fp32 = run(Muon, ns_dtype=torch.float32)
     assert any(not torch.equal(a, b) for a, b in zip(fp32, ours))
 

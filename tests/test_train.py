@@ -51,14 +51,14 @@ def train(data_dir, tmp, run, name="a", **overrides):
 def signal_at_step(monkeypatch, at_step: int, signum: int) -> None:
     """Make the process receive `signum` while the batch of step `at_step` is drawn, as a
     scheduler's signal lands mid-run."""
-    real_get_batch = train_module.get_batch
+    real_train_batch = train_module.train_batch
 
-    def signalling_get_batch(tokens, seed, step, *args):
+    def signalling_train_batch(tokens, train_cfg, run, step, *args):
         if step == at_step:
             os.kill(os.getpid(), signum)
-        return real_get_batch(tokens, seed, step, *args)
+        return real_train_batch(tokens, train_cfg, run, step, *args)
 
-    monkeypatch.setattr(train_module, "get_batch", signalling_get_batch)
+    monkeypatch.setattr(train_module, "train_batch", signalling_train_batch)
 
 
 def test_metrics_and_outputs(data_dir, tmp_path):

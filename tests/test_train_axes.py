@@ -11,12 +11,20 @@ def losses(m):
     return [e["train_loss"] for e in m["curve"]]
 
 
-def test_data_seed_defaults_to_the_init_seed_and_orders_the_batches_apart_from_it(data_dir, tmp_path):
+def test_off_the_data_axis_every_init_seed_reads_one_stream_a_data_seed_reorders_it(data_dir, tmp_path):
     plain = train(data_dir, tmp_path, Run("p", 6, "0.1M", 0.25, 1.0, 0), "plain")
-    same = train(data_dir, tmp_path, Run("p", 6, "0.1M", 0.25, 1.0, 0, data_seed=0), "same")
+    seed1 = train(data_dir, tmp_path, Run("p", 6, "0.1M", 0.25, 1.0, 1), "seed1")
     other = train(data_dir, tmp_path, Run("p", 6, "0.1M", 0.25, 1.0, 0, data_seed=1), "other")
-    assert losses(plain) == losses(same) and plain["data_seed"] == same["data_seed"] == 0
-    assert losses(other) != losses(plain) and other["data_seed"] == 1 and other["seed"] == 0
+    assert plain["data_seed"] is None and other["data_seed"] == 1 and other["seed"] == 0
+    assert losses(other) != losses(plain) and losses(seed1) != losses(plain)  # the init seed still matters
+    # Only the init seed differs between plain and seed1: same batches (tests/test_stream.py), other weights.
+
+
+def test_random_batches_keep_the_data_seed_defaulting_to_the_init_seed(data_dir, tmp_path):
+    plain = train(data_dir, tmp_path, Run("p", 6, "0.1M", 0.25, 1.0, 0), "plain", batches="random")
+    same = train(data_dir, tmp_path, Run("p", 6, "0.1M", 0.25, 1.0, 0, data_seed=0), "same", batches="random")
+    stream = train(data_dir, tmp_path, Run("p", 6, "0.1M", 0.25, 1.0, 0), "stream")
+    assert losses(plain) == losses(same) and losses(plain) != losses(stream)
 
 
 def test_batch_size_axis_holds_tokens_and_scales_lr(data_dir, tmp_path):

@@ -70,7 +70,7 @@ def test_hand_computed_two_by_two():
 
 def test_cells_without_two_data_orders_are_skipped_and_incomplete_seeds_dropped():
     both = crossed_table(4, 3, 0.1, 0.1, 0.01, seed=3)
-    plain = crossed_table(4, 1, 0.1, 0.1, 0.01, seed=4, phase="phase2")
+    plain = crossed_table(4, 1, 0.1, 0.1, 0.01, seed=4, phase="phase2", data_seed=None)  # off the axis: null
     both = both[~((both["seed"] == 3) & (both["data_seed"] == 2))]  # seed 3 misses one order
     out = stats.variance_components(pd.concat([both, plain]))
     assert list(out["phase"]) == ["phase6-data"]
@@ -82,6 +82,15 @@ def test_paired_tests_pair_on_the_init_seed_averaging_data_orders():
     df.loc[df["warmdown_frac"] == 0.5, "final_val_loss"] += 0.02
     tests = stats.paired_tests(df)
     assert len(tests) == 1 and tests["n_pairs"].iloc[0] == 3 and tests["best_warmdown"].iloc[0] == 0.33
+
+
+def test_off_the_data_axis_runs_pair_on_the_init_seed():
+    """Runs off the data-order axis record no data seed (they share the baseline's order)."""
+    df = pd.concat([crossed_table(4, 1, 0.1, 0, 0.01, seed=8, warmdown_frac=wd, data_seed=None) for wd in (0.33, 0.5)])
+    df.loc[df["warmdown_frac"] == 0.5, "final_val_loss"] += 0.02
+    tests = stats.paired_tests(df)
+    assert len(tests) == 1 and tests["n_pairs"].iloc[0] == 4 and tests["best_warmdown"].iloc[0] == 0.33
+    assert stats.variance_components(df).empty
 
 
 def test_penalty_pairs_on_the_init_seed_averaging_data_orders():

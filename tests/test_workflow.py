@@ -63,6 +63,12 @@ def test_one_figure_needs_a_strict_subset(wf):
             "data:\n  vocab_size: 100\n",
             r"Failed validating 'minimum' in schema\['properties'\]\['data'\]\['properties'\]\['vocab_size'\]",
         ),
+        (
+            "train:\n  batches: shuffled\n",
+            r"'shuffled' is not one of \['stream', 'random'\][\s\S]*"
+            r"Failed validating 'enum' in schema\['properties'\]\['train'\]\['properties'\]\['batches'\]",
+        ),
+        ("train:\n  stream_spans: 3\n", r"train.stream_spans \(3\) must divide every run's batch size; 4 sequences"),
         ("analysis:\n  heldout_sizes: ['350M']\n", r"analysis.heldout_sizes names '350M', which no sweep trains"),
         ("train:\n  warmup_steps: 500\n", r"train.warmup_steps \(500\) must be < train.steps \(100\)"),
         (

@@ -38,6 +38,8 @@ class TrainConfig:
     hold_tokens: bool = TRAIN_DEFAULTS["hold_tokens"]
     lr_batch_rule: str = TRAIN_DEFAULTS["lr_batch_rule"]
     shared_trunk: bool = True
+    batches: str = TRAIN_DEFAULTS["batches"]  # stream | random
+    stream_spans: int = TRAIN_DEFAULTS["stream_spans"]
     # not in `train`: logging.tensorboard and the top-level compile_cache
     tensorboard: bool = field(default=False, compare=False)
     compile_cache: str | None = field(default=None, compare=False)
@@ -85,4 +87,4 @@ class RunPlan:
     warmdown_start: int
     batch_size: int
     lr_mult: float
-    data_seed: int
+    data_seed: int | None  # None: the baseline's one data order

@@ -39,7 +39,7 @@ SWEEP_KEYS = {
     "batch_sizes": "batch_size",
     "data_seeds": "data_seed",
 }
-# None on the two optional axes means "as today": train.batch_size, and batches ordered by the init seed.
+# None on the two optional axes means: train.batch_size, and the default batch order of train.batches.
 SWEEP_DEFAULTS = {
     "lr_mults": [1.0],
     "optimizers": ["muon"],
@@ -53,7 +53,7 @@ SWEEP_DEFAULTS = {
 SUPPORTED_BITS = (16, 8, 6, 4, 3, 2, 1)
 BITS_BY_NAME = {"fp16": 16, "ternary": 1, **{f"int{b}": b for b in (8, 6, 4, 3, 2)}}
 LR_BATCH_RULES = {"hold": 0.0, "sqrt": 0.5, "linear": 1.0}  # lr x (batch / train.batch_size) ** exponent
-TRAIN_DEFAULTS = {"hold_tokens": True, "lr_batch_rule": "sqrt"}
+TRAIN_DEFAULTS = {"hold_tokens": True, "lr_batch_rule": "sqrt", "batches": "stream", "stream_spans": 1}
 # The study's base arm; every other (optimizer, schedule, length) is a Phase 5 robustness arm.
 BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
 
@@ -190,13 +190,14 @@ def run_batch_size(train_cfg: dict, run: Run) -> int:
     return run.batch_size if run.batch_size is not None else train_cfg["batch_size"]
 
 
-def run_data_seed(run: Run) -> int:
-    """The seed that orders the training batches: the run's data_seed axis, else its init seed (as before the axis)."""
-    return run.data_seed if run.data_seed is not None else run.seed
+def run_data_seed(run: Run) -> int | None:
+    """The run's level on the data-order axis; None off the axis: the default order of `train.batches`
+    (stream: the baseline's order, the same for every init seed; random: windows keyed on the init seed)."""
+    return run.data_seed
 
 
 def train_option(train_cfg: dict, key: str):
-    """train.hold_tokens / train.lr_batch_rule, with their defaults where a config leaves them out."""
+    """train.hold_tokens / lr_batch_rule / batches / stream_spans, defaults filled in where a config leaves them out."""
     return train_cfg.get(key, TRAIN_DEFAULTS[key])
 
 
@@ -250,6 +251,14 @@ def check_config(config: dict) -> list[Run]:
         if size not in sizes:
             raise ValueError(f"analysis.heldout_sizes names {size!r}, which no sweep trains (sizes: {sorted(sizes)})")
     check_new_axes(config)
+    spans = train_option(train, "stream_spans")
+    if train_option(train, "batches") == "stream":
+        for bs in sorted({run_batch_size(train, r) for r in runs}):
+            if bs % spans:
+                raise ValueError(
+                    f"train.stream_spans ({spans}) must divide every run's batch size; {bs} sequences do not "
+                    "(train.batch_size or a sweep's batch_sizes)"
+                )
     for key, b in (
         ("analysis.penalty_bits", config["analysis"]["penalty_bits"]),
         ("probe.grid_bits", config["probe"]["grid_bits"]),

@@ -10,8 +10,9 @@ Resumable state (qatgrid.checkpoint) lives in the run's state folder, which Snak
 delete when a job fails: written every `checkpoint_every` steps and when SIGTERM/SIGUSR1/SIGUSR2
 arrives.
 
-Batches are a pure function of (seed, step), so resuming needs only model, optimiser and
-bookkeeping state, and a resumed CPU run is bitwise identical to an uninterrupted one.
+Batches are a pure function of the step (qatgrid.data.stream), so resuming or branching needs
+only model, optimiser and bookkeeping state, and a resumed CPU run is bitwise identical to an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .checkpoint import load_checkpoint, load_state, model_state, save_checkpoin
 from .config import RunPlan, TrainConfig
 from .data import load_data
 from .data.bpb import bits_per_byte
+from .data.stream import train_batch
 from .grid import Run
 from .io import write_json
 from .model import GPT, ModelConfig, count_params
@@ -96,19 +98,6 @@ def train_step(
     for opt in optimizers:
         opt.step()
     return loss
-
-
-def get_batch(
-    tokens: np.ndarray, seed: int, step: int, batch_size: int, seq_len: int, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random windows drawn from a generator keyed on (seed, step): stateless, so resumable."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    starts = torch.randint(0, len(tokens) - seq_len - 1, (batch_size,), generator=g).numpy()
-    window = torch.from_numpy(np.stack([tokens[s : s + seq_len + 1] for s in starts]).astype(np.int64))
-    if device.type == "cuda":  # pinned host memory: the copy overlaps with the running step
-        window = window.pin_memory()
-    xy = window.to(device, non_blocking=True)
-    return xy[:, :-1], xy[:, 1:]
 
 
 def eval_windows(n_val: int, seq_len: int, max_tokens: int) -> int:
@@ -275,7 +264,7 @@ def train_until(t: Training, stop_step: int, progress: Progress, stop_requested:
             t.prewarmdown = model_state(t.model)
         lr_mult = lr_multiplier(t.step, plan.steps, tc.warmup_steps, run.warmdown_frac, run.schedule)
         set_step(t.optimizers, lr_mult, t.step, tc.muon_momentum)
-        x, y = get_batch(t.train_tokens, plan.data_seed, t.step, plan.batch_size, tc.seq_len, t.device)
+        x, y = train_batch(t.train_tokens, tc.train_section, run, t.step, plan.batch_size, tc.seq_len, t.device)
         loss = train_step(t.forward, t.params, t.optimizers, x, y, t.amp_dtype, tc.grad_clip)
         t.step += 1
         if t.step % tc.log_every == 0 or t.step == plan.steps:
@@ -321,6 +310,8 @@ def metrics_record(t: Training) -> dict:
         "lr": tc.lr["adamw" if run.optimizer == "adamw" else "muon"] * plan.lr_mult,
         "batch_size": plan.batch_size,
         "data_seed": plan.data_seed,
+        "batches": tc.batches,
+        "stream_spans": tc.stream_spans,
         "hold_tokens": tc.hold_tokens,
         "lr_batch_rule": tc.lr_batch_rule,
         "final_val_loss": final_val,

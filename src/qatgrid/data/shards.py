@@ -109,7 +109,7 @@ def write_shard(path: str | os.PathLike, ids) -> None:
 
 class TokenStream:
     """Several memory-mapped shards seen as one sequence: `len()` and slices, which is all
-    `get_batch` and `evaluate` use. A slice across a shard boundary is the only copy."""
+    the batches (stream.py) and `evaluate` use. A slice across a shard boundary is the only copy."""
 
     def __init__(self, paths):
         self.shards = [read_shard(p) for p in paths]

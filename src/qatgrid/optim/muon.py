@@ -1,10 +1,12 @@
 """Muon: momentum SGD whose update is orthogonalised by a quintic Newton-Schulz iteration.
 
 The update rule is the parameter-golf baseline's (momentum buffer b <- m*b + g, Nesterov
-update g + m*b, five Newton-Schulz steps, LR scaled by sqrt(max(1, rows/cols))). The one
-difference from torch.optim.Muon is the precision of the iteration: torch.optim.Muon always
-runs it in bf16, right on a GPU but 15-20x slower than fp32 on a CPU without native bf16
-matmuls. Here the dtype is a choice (bf16 on CUDA, fp32 on CPU; see optim.ns_dtype_for).
+update g + m*b, five Newton-Schulz steps, LR scaled by sqrt(max(1, rows/cols))). The dtype of
+the iteration is a choice (bf16 on CUDA, fp32 on CPU; see optim.ns_dtype_for): torch.optim.Muon
+always runs it in bf16, right on a GPU but 15-20x slower than fp32 on a CPU without native bf16
+matmuls. In bf16 the iteration is the baseline's `zeropower_via_newtonschulz5`, operation for
+operation (three separate products per step), so it rounds as the baseline does; a fused addmm
+(torch.optim.Muon's order) rounds differently in bf16, its updates ~1% smaller in norm.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 def newton_schulz(
     g: torch.Tensor, steps: int = 5, eps: float = 1e-7, dtype: torch.dtype = torch.bfloat16
 ) -> torch.Tensor:
-    """Approximately U V^T for g = U S V^T, computed in `dtype` (the quintic iteration of
-    torch.optim.Muon, same operation order). Returns a tensor of `dtype`."""
+    """Approximately U V^T for g = U S V^T, computed in `dtype`. Returns a tensor of `dtype`.
+    bf16: the baseline's operation order (newton_schulz_baseline); otherwise the quintic
+    iteration with fused addmm products (torch.optim.Muon's order)."""
+    if dtype == torch.bfloat16:
+        return newton_schulz_baseline(g, steps, eps)
     a, b, c = NS_COEFFICIENTS
     x = g.to(dtype)
     tall = g.size(0) > g.size(1)
@@ -30,6 +35,23 @@ def newton_schulz(
     for _ in range(steps):
         gram = x @ x.T
         x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if tall else x
+
+
+def newton_schulz_baseline(g: torch.Tensor, steps: int = 5, eps: float = 1e-7) -> torch.Tensor:
+    """The parameter-golf baseline's bf16 iteration, in its order of operations: normalise by
+    (Frobenius norm + eps) in bf16, iterate on the wide orientation, and per step
+    A = X X^T, B = b A + (c A) A, X = a X + B X, each product a separate bf16 matmul."""
+    a, b, c = NS_COEFFICIENTS
+    x = g.bfloat16()
+    x = x / (x.norm() + eps)
+    tall = g.size(0) > g.size(1)
+    if tall:
+        x = x.T
+    for _ in range(steps):
+        gram = x @ x.T
+        poly = b * gram + c * gram @ gram  # (c * A) @ A, as Python evaluates the baseline's expression
+        x = a * x + poly @ x
     return x.T if tall else x
 
 
