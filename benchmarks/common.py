@@ -136,7 +136,11 @@ def trainer(size: str, bits: int, batch: int, seq: int, threads: int, fast: dict
     torch.manual_seed(0)
     mcfg = ModelConfig.from_size(size, vocab_size=1024, seq_len=seq, bits=bits, logit_softcap=30.0)
     model, forward, params, optimizers = build_trainer(mcfg, device, compiled, "muon", LR, 1.0, 0.0)
-    x, y = (torch.randint(0, 1024, (batch, seq)).to(device) for _ in range(2))
+    # One window of seq + 1 tokens per sequence, x and y views of it, as qatgrid.train.get_batch makes
+    # them: a compiled step then has the graph (input strides included) of a training job's step, and
+    # shares its entries in the compile cache.
+    xy = torch.randint(0, 1024, (batch, seq + 1)).to(device)
+    x, y = xy[:, :-1], xy[:, 1:]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def step() -> None:
