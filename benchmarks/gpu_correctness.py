@@ -13,14 +13,16 @@ from gpu_sections import Record, check, ensure_data, section_fast
 # Tolerances of the correctness section (nats for losses; relative L2 norms for gradients).
 TOL = {
     "first_loss": 0.02,  # same weights, same batch: bf16 rounding only
-    "curve_window": 0.05,  # mean loss over each tenth of the steps
+    "curve_window": 0.05,  # mean loss over each tenth of the steps (bf16 vs fp32, 0.2M on CPU, 200 steps: ≤ 0.007)
     "val_loss": 0.05,
     "grid_mean_distance": 1e-4,  # in grid steps: fp32 rounding of code * scale
     "grid_max_distance": 1e-3,
     "quantiser_mismatch": 1e-3,  # share of weights the compiled quantiser puts on another level than eager's
     "grad_vs_eager": 0.05,  # compiled vs eager, same precision
     "grad_vs_fp32": 0.10,  # compiled fast path vs exact fp32
-    "grad_vs_qat_effect": 0.5,  # compiled-vs-eager error / (error of dropping the quantiser)
+    # compiled-vs-eager error / error of dropping the quantiser: ~0.3 expected (bf16 rounding 0.7%, the quantiser
+    # 2.6% at 3M, measured on CPU); a compiled graph without its quantiser gives ~1
+    "grad_vs_qat_effect": 0.75,
 }
 
 # --- correctness ------------------------------------------------------------------------------
