@@ -17,200 +17,41 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
-import platform
-import re
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-import yaml
+from common import (
+    BITS,
+    REPO,
+    RESULTS,
+    TARGETS,
+    bf16_peak,
+    export,
+    fmt_q,
+    isolated,
+    machine_name,
+    mfu,
+    packing_gain,
+    quartiles,
+    run_pipeline,
+    step_times,
+    timed,
+)
 
 from qatgrid.grid import bits_label
-
-REPO = Path(__file__).resolve().parents[1]
-BITS = [16, 8, 6, 4]
-# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' datasheets, for MFU.
-BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
-TARGETS = {
-    "qat_overhead_gpu": 1.10,
-    "qat_overhead_cpu": 1.25,
-    "mfu_100M": 0.40,
-    "mfu_50M": 0.30,
-    "packing_k8": 4.0,
-    "dry_run_s": 10.0,
-    "pipeline_s": 600.0,
-}
-
-
-def quartiles(xs: list[float]) -> tuple[float, float, float]:
-    q1, med, q3 = np.percentile(xs, [25, 50, 75])
-    return float(q1), float(med), float(q3)
-
-
-DEFAULT_TRAIN = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]  # the default's settings
-LR = DEFAULT_TRAIN["lr"]
-
-
-def trainer(size: str, bits: int, batch: int, seq: int, threads: int):
-    """A step function for a fresh model of this size and bit-width, built and set up as
-    qatgrid.train.train_run builds it; returns (step, sync, info)."""
-    import torch
-
-    from qatgrid.model import ModelConfig, count_params
-    from qatgrid.runtime import fast_path, resolve_device, setup_device
-    from qatgrid.train import build_trainer, train_step
-
-    device = resolve_device("auto")
-    setup_device(device, threads)
-    amp_dtype, compiled = fast_path(device)
-    torch.manual_seed(0)
-    mcfg = ModelConfig.from_size(size, vocab_size=1024, seq_len=seq, bits=bits, logit_softcap=30.0)
-    model, forward, params, optimizers = build_trainer(mcfg, device, compiled, "muon", LR, 1.0, 0.0)
-    x, y = (torch.randint(0, 1024, (batch, seq)).to(device) for _ in range(2))
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    def step() -> None:
-        train_step(forward, params, optimizers, x, y, amp_dtype, DEFAULT_TRAIN["grad_clip"])
-
-    info = {
-        "n_params": count_params(model),
-        "device": str(device),
-        "precision": str(amp_dtype or torch.float32),
-        "compiled": compiled,
-    }
-    return step, sync, info
-
-
-def step_times(size: str, batch: int, seq: int, warmup: int, steps: int, threads: int) -> list[dict]:
-    """Step times of FP16 and each QAT bit-width at one size. The models take their steps
-    round-robin, so machine noise and drift fall on all of them alike and the QAT/FP16 ratio
-    compares like with like."""
-    import torch
-
-    trainers = {bits: trainer(size, bits, batch, seq, threads) for bits in BITS}
-    for step, sync, _ in trainers.values():
-        for _ in range(warmup):
-            step()
-        sync()
-    times = {bits: [] for bits in BITS}
-    for _ in range(steps):
-        for bits, (step, sync, _) in trainers.items():
-            t0 = time.perf_counter()
-            step()
-            sync()
-            times[bits].append(time.perf_counter() - t0)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out = []
-    for bits, (_, _, info) in trainers.items():
-        r = {
-            "size": size,
-            "bits": bits,
-            **info,
-            "batch": batch,
-            "seq_len": seq,
-            "step_s": quartiles(times[bits]),
-            "tokens_per_s": batch * seq / statistics.median(times[bits]),
-            "peak_rss_mb": rss,
-        }
-        if torch.cuda.is_available():
-            r["gpu_max_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
-        out.append(r)
-    return out
-
-
-def _in_child(queue, fn, kwargs):
-    queue.put(fn(**kwargs))
-
-
-def isolated(fn, **kwargs):
-    """Run fn in a fresh process: per-size peak RSS, and no compile cache shared across sizes."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_in_child, args=(queue, fn, kwargs))
-    proc.start()
-    result = queue.get()
-    proc.join()
-    return result
-
-
-def _packed_worker(barrier, queue, size, batch, seq, steps, threads):
-    step, sync, _ = trainer(size, 6, batch, seq, threads)
-    for _ in range(3):
-        step()
-    sync()
-    barrier.wait()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    queue.put(batch * seq * steps / (time.perf_counter() - t0))
-
-
-def packing_gain(size: str, k_values: list[int], batch: int, seq: int, steps: int, threads: int) -> dict:
-    """Aggregate tokens/s of K concurrent INT6 runs (separate processes, as a Snakemake job
-    group runs them) over the tokens/s of one run alone."""
-    ctx = mp.get_context("spawn")
-    rates = {}
-    for k in k_values:
-        barrier, queue = ctx.Barrier(k), ctx.Queue()
-        procs = [
-            ctx.Process(target=_packed_worker, args=(barrier, queue, size, batch, seq, steps, threads))
-            for _ in range(k)
-        ]
-        for p in procs:
-            p.start()
-        per_run = [queue.get() for _ in procs]
-        for p in procs:
-            p.join()
-        rates[k] = sum(per_run)
-    return {"size": size, "aggregate_tokens_per_s": rates, "gain": {k: rates[k] / rates[k_values[0]] for k in k_values}}
-
-
-def flops_per_token(n_params: int, n_layer: int, d_model: int, seq: int) -> float:
-    """Training FLOPs per token: 6N for the weights plus 12·L·d·T for attention scores and values."""
-    return 6 * n_params + 12 * n_layer * d_model * seq
-
-
-def timed(cmd: list[str], cwd: Path, repeats: int) -> list[float]:
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
-        out.append(time.perf_counter() - t0)
-    return out
-
-
-def machine_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        name = torch.cuda.get_device_name(0)
-    else:
-        name = f"cpu-{platform.machine()}-{os.cpu_count()}core"
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
-def fmt_q(q) -> str:
-    return f"{q[1] * 1e3:.1f} ms [{q[0] * 1e3:.1f}–{q[2] * 1e3:.1f}]"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="CI-sized run: fewer sizes, fewer steps")
     ap.add_argument("--pipeline", action="store_true", help="also time the default pipeline end to end")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
 
     import torch
-
-    from qatgrid.sizes import SIZES
 
     on_gpu = torch.cuda.is_available()
     threads = 1 if not on_gpu else 4
@@ -250,12 +91,9 @@ def main() -> None:
         results["throughput"] += rows.values()
         results["qat_overhead"][size] = {b: rows[b]["step_s"][1] / rows[16]["step_s"][1] for b in BITS[1:]}
         if on_gpu:
-            peak = next((v for k, v in BF16_PEAK.items() if k in torch.cuda.get_device_name(0)), None)
-            n_layer, d_model = SIZES[size]
+            peak = bf16_peak(torch.cuda.get_device_name(0))
             for r in rows.values():
-                r["mfu"] = (
-                    r["tokens_per_s"] * flops_per_token(r["n_params"], n_layer, d_model, seq) / peak if peak else None
-                )
+                r["mfu"] = mfu(r["tokens_per_s"], r["n_params"], size, seq, peak)
             results["mfu"][size] = {bits_label(b): r["mfu"] for b, r in rows.items()}
 
     for size in pack_sizes:
@@ -268,8 +106,6 @@ def main() -> None:
     results["pipeline"]["dry_run_paper_s"] = quartiles(dry)
     print(f"snakemake -n (paper grid): median {statistics.median(dry):.1f} s", flush=True)
     if args.pipeline:
-        from bench_pipeline import export, run_pipeline  # this folder; compares revisions as well
-
         with tempfile.TemporaryDirectory() as tmp:
             export(None, Path(tmp))
             wall = run_pipeline(Path(tmp), {})["wall_s"]

@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import RESULTS, machine_name
+
 ARMS = ("default", "keep_freed")
 
 
@@ -95,13 +96,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=0, help="unmeasured steps first (0: a whole run, as a job)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--concurrent", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.size, args.bits, args.steps, args.warmup)))
         return
-
-    from bench import machine_name  # this folder
 
     rows = []
     for size in args.sizes:

@@ -19,7 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, RESULTS
+
 CHILD = r"""
 import json, resource, sys, time
 mode, folder, out, chars = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -121,7 +122,7 @@ def main() -> None:
                     }
                 )
                 print(json.dumps(rows[-1]), flush=True)
-    out = REPO / "benchmarks" / "results" / f"data-{args.machine}"
+    out = RESULTS / f"data-{args.machine}"
     out.with_suffix(".json").write_text(
         json.dumps({"machine": args.machine, "shared_machine": True, "rows": rows}, indent=2)
     )

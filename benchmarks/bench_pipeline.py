@@ -23,42 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench import machine_name  # this folder: results files share one machine name
-
-REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_ITEMS = ["Snakefile", "rules", "workflow", "config", "envs", "profiles", "src"]
-
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    return set(line.split(":", 1)[-1].split())
-
-
-def export(rev: str | None, dest: Path) -> str:
-    """The workflow files of `rev` (the working tree when None) in dest; returns the commit described."""
-    if rev is None:
-        for item in WORKFLOW_ITEMS:
-            src = REPO / item
-            if src.exists():
-                subprocess.run(["cp", "-r", str(src), str(dest / item)], check=True)
-        return "working tree"
-    archive = subprocess.run(["git", "archive", rev], cwd=REPO, check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
-    return subprocess.run(
-        ["git", "rev-parse", "--short", rev], cwd=REPO, check=True, capture_output=True, text=True
-    ).stdout.strip()
+from common import REPO, RESULTS, cpu_flags, export, machine_name, run_pipeline
 
 
 def split_spec(spec: str | None) -> tuple[str | None, Path | None]:
@@ -71,23 +40,6 @@ def split_spec(spec: str | None) -> tuple[str | None, Path | None]:
     return rev, (REPO / config if config else None)
 
 
-def run_pipeline(workdir: Path, env: dict, configfile: Path | None = None) -> dict:
-    """One `snakemake --cores all` from scratch; wall seconds, jobs run, and runs trained."""
-    # The exported src/ comes first on the path: each revision runs its own package.
-    env = {**os.environ, **env, "PYTHONPATH": str(workdir / "src")}
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "all"]
-    if configfile is not None:
-        cmd += ["--configfile", str(configfile)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"pipeline failed in {workdir}:\n{proc.stderr[-3000:]}")
-    jobs = re.findall(r"(\d+) of (\d+) steps \(100%\) done", proc.stderr)
-    runs = len(list((workdir / "results" / "runs").rglob("metrics.json")))
-    return {"wall_s": wall, "jobs": int(jobs[-1][1]) if jobs else None, "runs": runs}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -98,7 +50,7 @@ def main() -> None:
     )
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--name", default="pipeline", help="results file stem (before the machine name)")
     args = ap.parse_args()
     env = dict(item.split("=", 1) for item in args.env)

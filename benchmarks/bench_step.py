@@ -23,14 +23,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from bench import DEFAULT_TRAIN, LR, machine_name  # this folder: the default's settings; one machine name
+from common import DEFAULT_TRAIN, LR, RESULTS, machine_name
 from torch.profiler import ProfilerActivity, profile
 
 from qatgrid.model import ModelConfig, rms_norm, softcap
 from qatgrid.runtime import setup_device
 from qatgrid.train import build_trainer, train_step
 
-REPO = Path(__file__).resolve().parents[1]
 MATMUL_OPS = {"aten::mm": torch.mm, "aten::addmm": torch.addmm, "aten::bmm": torch.bmm}
 GRAD_CLIP = DEFAULT_TRAIN["grad_clip"]
 
@@ -142,7 +141,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--profile-steps", type=int, default=10)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     setup_device(torch.device("cpu"), args.threads)
     rows = []

@@ -22,14 +22,11 @@ import time
 from pathlib import Path
 
 import torch
-from bench import LR  # this folder
-from bench_pipeline import cpu_flags  # this folder
+from common import LR, RESULTS, cpu_flags
 
 from qatgrid.model import GPT, ModelConfig
 from qatgrid.optim import build_optimizers, split_params
 from qatgrid.train import train_step
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def arm(size: str, bits: int, before: bool, seq_len: int):
@@ -52,7 +49,7 @@ def main() -> None:
     ap.add_argument("--bits", type=int, default=6)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)

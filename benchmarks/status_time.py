@@ -22,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, RESULTS
+
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
 from synthetic import fill_results  # noqa: E402
@@ -96,7 +97,7 @@ def main() -> None:
         "total_row": total,
     }
     name = f"status_{platform.system().lower()}-{platform.machine().lower()}-{os.cpu_count()}core.json"
-    out_path = REPO / "benchmarks" / "results" / name
+    out_path = RESULTS / name
     out_path.write_text(json.dumps(res, indent=2) + "\n")
     print(f"wrote {out_path.relative_to(REPO)}")
 
