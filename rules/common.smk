@@ -1,6 +1,7 @@
 # Shared helpers: config validation, the grid (from qatgrid.grid.expand_runs, the
 # one source of truth), and the input functions that say which runs each output needs.
 # Kept cheap: every cluster job re-parses this file, so nothing here imports torch.
+import os
 import sys
 from pathlib import Path
 
@@ -8,8 +9,35 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from qatgrid.data import data_files, data_key  # noqa: E402
-from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources  # noqa: E402
+from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources, merge_config_layers  # noqa: E402
 from qatgrid.runfiles import RunFiles  # noqa: E402
+
+
+def config_layers():
+    """What Snakemake merged into `config`, in order: the workflow's configfile (config/config.yaml),
+    each --configfile, then --config; as (name, mapping) pairs."""
+    from snakemake.common.configfile import load_configfile
+
+    settings = workflow.config_settings
+    overrides = [str(path) for path in workflow.overwrite_configfiles]
+    files = [] if settings.replace_workflow_config else [
+        str(f) for f in workflow.configfiles if str(Path(f).absolute()) not in overrides
+    ]
+    files += overrides
+    layers = []
+    for path in files:
+        rel = os.path.relpath(path)
+        layers.append((path if rel.startswith("..") else rel, load_configfile(path)))
+    if settings.config:
+        layers.append(("--config", dict(settings.config)))
+    return layers
+
+
+# Snakemake merges every section key by key; the audit block is a config file's whole
+# (qatgrid.grid.merge_config_layers says why). CONFIG_SOURCES names the file each section came from.
+_merged, CONFIG_SOURCES = merge_config_layers(config_layers())
+if "audit" in _merged:
+    config["audit"] = _merged["audit"]
 
 validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
 
@@ -19,7 +47,6 @@ FIGURES = ["loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "g
 TABLES = ["runs.parquet", "runs.csv", "loss_by_warmdown.csv", "optimal_warmdown.csv", "paired_tests.csv",
           "regimes.csv", "robustness.csv", "penalty.csv", "penalty_fit.csv", "probes.csv", "probe_ratio.csv",
           "footprint.csv", "boundary_map.csv", "variance_components.csv"]
-BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
 
 wildcard_constraints:
     run=RUN_ID_WILDCARD,
@@ -49,12 +76,8 @@ def metrics_files(predicate=lambda run: True):
     return [str(RunFiles(rid).metrics) for rid in run_ids(predicate)]
 
 
-def is_base_arm(run):
-    return all(getattr(run, k) == v for k, v in BASE_ARM.items())
-
-
 def penalty_runs(run):
-    return is_base_arm(run) and run.bits in (16, config["analysis"]["penalty_bits"])
+    return run.is_base_arm and run.bits in (16, config["analysis"]["penalty_bits"])
 
 
 def probed_runs(run):

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from .grid import check_config, expand_runs
+from .grid import check_config, expand_runs, merge_config_layers
 from .runfiles import RunFiles
 
 COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
@@ -39,14 +39,16 @@ AUDIT_TO_STATUS = {
 def load_config(
     configfiles: list[str], base: str = "config/config.yaml", schema: str = "config/schema/config.schema.yaml"
 ) -> dict:
-    """config/config.yaml merged with the --configfile ones and validated as the Snakefile does."""
-    from snakemake.utils import update_config, validate
+    """config/config.yaml merged with the --configfile ones and validated as the Snakefile does
+    (qatgrid.grid.merge_config_layers: Snakemake's merge, the audit block whole)."""
+    from snakemake.utils import validate
 
-    config = {}
+    layers = []
     for path in [base, *configfiles]:
         if not Path(path).exists():
             raise FileNotFoundError(f"config file not found: {path}")
-        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
+        layers.append((path, yaml.safe_load(Path(path).read_text()) or {}))
+    config, _ = merge_config_layers(layers)
     validate(config, schema)
     check_config(config)
     return config
