@@ -1,6 +1,8 @@
 rule train:
     input:
-        data_outputs(),
+        # The data folder through its last-written file: meta.json appears only once every
+        # shard, the tokenizer and the byte counts are in place (one input per job keeps the
+        # DAG small; training validates the files it reads).
         meta=f"{DATA_DIR}/meta.json",
     output:
         **RUN_FILES.outputs(),
