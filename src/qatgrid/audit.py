@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from .grid import bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
+from .io import error_line, tail_lines
 from .runfiles import RunFiles
 from .sizes import size_to_number
 
@@ -60,15 +61,17 @@ def last_activity(results: Path, run_id: str) -> float | None:
 
 def run_status(results: Path, run_id: str, running_within_s: float | None = None, now: float | None = None) -> str:
     """With `running_within_s`, an unfinished run whose curve, log or checkpoint changed that
-    recently is "running" (the status view's rule); the audit leaves it None."""
+    recently is "running" unless its log ends in a traceback (the status view's rule); the
+    audit leaves it None."""
     metrics = read_metrics(results, run_id)
     if metrics is not None:
         return "diverged" if metrics.get("diverged") else "done"
+    files = RunFiles(run_id, results)
     if running_within_s is not None:
         active = last_activity(results, run_id)
-        if active is not None and (now if now is not None else time.time()) - active <= running_within_s:
+        recent = active is not None and (now if now is not None else time.time()) - active <= running_within_s
+        if recent and error_line(tail_lines(files.log)) is None:  # a log ending in a traceback: it stopped
             return "running"
-    files = RunFiles(run_id, results)
     if files.state.exists():
         return "partial"
     if files.log.exists() or files.curve.exists():

@@ -4,9 +4,10 @@ Read-only and cheap (no torch, no training code), so it is safe to run while Sna
 SLURM is running the grid. A run's state comes from qatgrid.audit.run_status:
 - done / diverged: metrics.json present (a half-written one counts as not there)
 - running: no metrics, and its curve.jsonl, training log or state checkpoint changed within
-  the last `--running-minutes` (default 15) minutes
+  the last `--running-minutes` (default 15) minutes, and its log does not end in a traceback
 - failed: no metrics, something written but nothing changed lately (crashed, killed,
-  preempted and waiting for its retry; a checkpoint lets the retry resume)
+  preempted and waiting for its retry; a checkpoint lets the retry resume); its log's last
+  traceback gives the error line shown (workflow scripts write tracebacks to their logs)
 - not started: nothing written yet
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from .grid import check_config, expand_runs, merge_config_layers
+from .io import error_line, tail_lines
 from .runfiles import RunFiles
 
 COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
@@ -70,15 +72,6 @@ def tail_record(path: Path) -> dict | None:
     return None
 
 
-def tail_lines(path: Path, n: int) -> list[str]:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
-            return f.read().decode("utf-8", "replace").splitlines()[-n:]
-    except FileNotFoundError:
-        return []
-
-
 def grid_status(
     config: dict,
     results: str | Path = "results",
@@ -117,7 +110,9 @@ def grid_status(
             else:
                 entry["checkpoint"] = files.state.exists()
                 entry["log"] = str(files.log)
-                entry["log_tail"] = tail_lines(Path(entry["log"]), log_lines)
+                lines = tail_lines(Path(entry["log"]))
+                entry["error"] = error_line(lines)  # the exception that ended its last attempt, if one did
+                entry["log_tail"] = lines[-log_lines:] if log_lines > 0 else []
                 failed.append(entry)
     phases = {
         phase: {"planned": sum(c.values()), **{k: c.get(k, 0) for k in COLUMNS[1:]}} for phase, c in counts.items()
@@ -168,6 +163,8 @@ def format_status(s: dict) -> str:
         )
         resume = "a retry resumes from its checkpoint" if r["checkpoint"] else "no checkpoint"
         out.append(f"  {r['run_id']}  stopped {where}; {resume}; log {r['log']}")
+        if r.get("error"):
+            out.append(f"    error: {r['error']}")
         out += [f"    | {line}" for line in r["log_tail"]]
     g = s["gpu_hours"]
     out += [
