@@ -25,6 +25,7 @@ import yaml
 
 from .grid import check_config, expand_runs, merge_config_layers
 from .io import error_line, tail_lines
+from .progress import hms
 from .runfiles import RunFiles
 
 COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
@@ -130,12 +131,6 @@ def grid_status(
     }
 
 
-def _hms(seconds) -> str:
-    from .progress import hms
-
-    return hms(seconds)
-
-
 def format_status(s: dict) -> str:
     width = max(len("phase"), *(len(p) for p in s["phases"]))
     header = f"{'phase':<{width}}  " + "  ".join(f"{c:>11}" for c in COLUMNS)
@@ -151,8 +146,7 @@ def format_status(s: dict) -> str:
         loss = f"{r['train_loss']:.4f}" if r["train_loss"] is not None else "?"
         step = f"{r['step']}/{r['steps']}" if r["step"] is not None else "?/?"
         out.append(
-            f"  {r['run_id']}  step {step}  loss {loss}  eta {_hms(r['eta_s'])}  "
-            f"(updated {_hms(r['updated_s_ago'])} ago)"
+            f"  {r['run_id']}  step {step}  loss {loss}  eta {hms(r['eta_s'])}  (updated {hms(r['updated_s_ago'])} ago)"
         )
     out += ["", f"Failed or interrupted ({len(s['failed'])}):"]
     for r in s["failed"]:
