@@ -84,17 +84,25 @@ def grid_status(
     from .audit import grid_table, read_metrics, run_status
 
     results, now = Path(results), now if now is not None else time.time()
+    est_h = grid_table(config, None)["est_gpu_hours"].tolist()  # the audit's estimate, run by run, in grid order
     counts: dict[str, Counter] = {}
     running, failed, spent_s, finished = [], [], 0.0, 0
-    for run in expand_runs(config):
+    done_wall_s, done_est_h, rate_runs, left_est_h, left = 0.0, 0.0, 0, 0.0, 0
+    for run, est in zip(expand_runs(config), est_h):
         status = AUDIT_TO_STATUS[run_status(results, run.id, running_minutes * 60, now)]
         counts.setdefault(run.phase, Counter())[status] += 1
         files = RunFiles(run.id, results)
         if status in ("done", "diverged"):
             metrics = read_metrics(results, run.id)
-            spent_s += float(metrics.get("wall_seconds") or 0.0)
+            wall = float(metrics.get("wall_seconds") or 0.0)
+            spent_s += wall
             finished += 1
-        elif status in ("running", "failed"):
+            if status == "done" and wall > 0 and est == est:  # a diverged run stops early: not a rate
+                done_wall_s, done_est_h, rate_runs = done_wall_s + wall, done_est_h + est, rate_runs + 1
+        else:
+            left += 1
+            left_est_h += est if est == est else 0.0  # NaN: a size without any estimate
+        if status in ("running", "failed"):
             last = tail_record(files.curve)
             if last is not None and last.get("run_id") != run.id:
                 last = None  # a stray file: training itself refuses it, naming the file
@@ -119,7 +127,11 @@ def grid_status(
         phase: {"planned": sum(c.values()), **{k: c.get(k, 0) for k in COLUMNS[1:]}} for phase, c in counts.items()
     }
     total = {k: sum(p[k] for p in phases.values()) for k in COLUMNS}
-    estimate = float(grid_table(config, results)["est_gpu_hours"].sum())
+    estimate = float(sum(e for e in est_h if e == e))
+    # The grid's ETA: the audit's estimate of what is left, scaled by how the finished runs compared
+    # with their own estimates (measured wall seconds / estimated seconds); unscaled before any is done.
+    rate = done_wall_s / 3600 / done_est_h if done_est_h > 0 else None
+    remaining = left_est_h * (rate if rate is not None else 1.0)
     return {
         "results": str(results),
         "running_minutes": running_minutes,
@@ -128,6 +140,15 @@ def grid_status(
         "running": running,
         "failed": failed,
         "gpu_hours": {"spent": spent_s / 3600, "finished_runs": finished, "estimated_grid": estimate},
+        "eta": {
+            "runs_left": left,
+            "estimated_gpu_hours": left_est_h,
+            "rate": rate,
+            "rate_runs": rate_runs,
+            "gpu_hours": remaining,
+            # wall time if the runs in flight now stay as many until the end (None when none run)
+            "wall_s": remaining * 3600 / len(running) if running else None,
+        },
     }
 
 
@@ -165,8 +186,25 @@ def format_status(s: dict) -> str:
         "",
         f"GPU-hours: {g['spent']:.2f} spent by {g['finished_runs']} finished runs; "
         f"audit estimate for the whole grid {g['estimated_grid']:.2f}",
+        format_eta(s["eta"]),
     ]
     return "\n".join(out)
+
+
+def format_eta(e: dict) -> str:
+    if e["runs_left"] == 0:
+        return "ETA: nothing left to run"
+    if e["rate"] is None:
+        how = "the audit's estimate, unscaled: no run is done yet"
+    else:
+        how = (
+            f"the audit's {e['estimated_gpu_hours']:.2f} × {e['rate']:.2f}, the time the {e['rate_runs']} done "
+            "runs took over their estimate"
+        )
+    wall = ""
+    if e["wall_s"] is not None:
+        wall = f"; about {hms(e['wall_s'])} if as many runs as now run side by side"
+    return f"ETA: {e['gpu_hours']:.2f} GPU-hours left for {e['runs_left']} runs ({how}){wall}"
 
 
 def main(argv: list[str] | None = None) -> int:
