@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import REPO, snakemake, workflow_copy
 
-from qatgrid.io import error_line
+from qatgrid.io import error_line, split_traceback
 from qatgrid.status import main as status_main
 
 ONE_CELL = """\
@@ -81,6 +81,10 @@ def test_traceback_goes_to_the_log_and_to_stderr(tmp_path):
 )
 def test_error_line(lines, expected):
     assert error_line(lines) == expected
+    before, error = split_traceback(lines)
+    assert error == expected
+    # what status shows above the error: the log up to the (chain of) traceback(s), else all of it
+    assert before == (lines[:1] if expected else lines)
 
 
 def test_a_failed_training_job_shows_its_exception_in_its_log_and_in_status(tmp_path, monkeypatch, capsys):

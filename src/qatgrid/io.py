@@ -98,17 +98,29 @@ TRACEBACK_START = "Traceback (most recent call last):"
 LOG_RECORD = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")  # setup_logging's records start with asctime
 
 
-def error_line(lines: list[str]) -> str | None:
-    """The exception line of the traceback that ends a job's log ("ShardError: ... truncated"):
-    the first unindented line after the last traceback's frames. None when the log has no
-    traceback, or when log records follow it (a later attempt ran on)."""
+def split_traceback(lines: list[str]) -> tuple[list[str], str | None]:
+    """A job log's lines before the traceback that ends it, and that traceback's exception line
+    ("ShardError: ... truncated": the first unindented line after the last traceback's frames).
+    No such traceback (none, or log records follow it: a later attempt ran on): (lines, None)."""
     starts = [i for i, line in enumerate(lines) if line.startswith(TRACEBACK_START)]
     if not starts:
-        return None
+        return lines, None
     after = lines[starts[-1] + 1 :]
     if any(LOG_RECORD.match(line) for line in after):
-        return None
-    return next((line for line in after if line.strip() and not line[0].isspace()), None)
+        return lines, None
+    error = next((line for line in after if line.strip() and not line[0].isspace()), None)
+    if error is None:
+        return lines, None
+    # a chain of tracebacks ("During handling of the above exception ...") starts at the first
+    # traceback after the last log record
+    last_record = max((i for i in range(starts[-1]) if LOG_RECORD.match(lines[i])), default=-1)
+    first = min(i for i in starts if i > last_record)
+    return lines[:first], error
+
+
+def error_line(lines: list[str]) -> str | None:
+    """The exception line of the traceback that ends a job's log, or None (see split_traceback)."""
+    return split_traceback(lines)[1]
 
 
 def exit_without_teardown() -> None:

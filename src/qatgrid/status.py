@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from .grid import check_config, expand_runs, merge_config_layers
-from .io import error_line, tail_lines
+from .io import split_traceback, tail_lines
 from .progress import hms
 from .runfiles import RunFiles
 
@@ -119,9 +119,9 @@ def grid_status(
             else:
                 entry["checkpoint"] = files.state.exists()
                 entry["log"] = str(files.log)
-                lines = tail_lines(Path(entry["log"]))
-                entry["error"] = error_line(lines)  # the exception that ended its last attempt, if one did
-                entry["log_tail"] = lines[-log_lines:] if log_lines > 0 else []
+                # the exception that ended its last attempt, if one did, and the log lines before it
+                before, entry["error"] = split_traceback(tail_lines(Path(entry["log"])))
+                entry["log_tail"] = before[-log_lines:] if log_lines > 0 else []
                 failed.append(entry)
     phases = {
         phase: {"planned": sum(c.values()), **{k: c.get(k, 0) for k in COLUMNS[1:]}} for phase, c in counts.items()
