@@ -64,6 +64,16 @@ def data_outputs():
     return [f"{DATA_DIR}/{name}" for name in names]
 
 
+def canonical(value):
+    """A config (or part) with its mappings' keys sorted, for params: Snakemake compares params by
+    their repr, and the key order of its merged config depends on which keys a --configfile sets."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
 def data_resources():
     return {"threads": 2, "mem_mb": 2000, "runtime_min": 60, **config["resources"].get("data", {})}
 
