@@ -251,6 +251,13 @@ def test_eta_by_hand_before_and_after_the_grid(tmp_path):
     metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "wall_seconds": 200.0}))
     e = grid_status(cfg, tmp_path / "results")["eta"]
     assert (e["runs_left"], e["rate"], e["gpu_hours"]) == (1, pytest.approx(2.0), pytest.approx(200 / 3600))
+    assert e["runs_without_estimate"] == 0
+    cfg["audit"] = {}  # no figure for the size: the run left is counted as 0, and said so
+    e = grid_status(cfg, tmp_path / "results")["eta"]
+    assert (e["runs_left"], e["runs_without_estimate"], e["gpu_hours"]) == (1, 1, 0)
+    from qatgrid.status import format_eta
+
+    assert format_eta(e).endswith("; 1 of the runs left have no estimate (counted as 0)")
     fill_results(tmp_path / "results", [second])
     s = grid_status(cfg, tmp_path / "results")
     assert s["eta"]["runs_left"] == 0 and s["eta"]["gpu_hours"] == 0

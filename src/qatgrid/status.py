@@ -87,7 +87,7 @@ def grid_status(
     est_h = grid_table(config, None)["est_gpu_hours"].tolist()  # the audit's estimate, run by run, in grid order
     counts: dict[str, Counter] = {}
     running, failed, spent_s, finished = [], [], 0.0, 0
-    done_wall_s, done_est_h, rate_runs, left_est_h, left = 0.0, 0.0, 0, 0.0, 0
+    done_wall_s, done_est_h, rate_runs, left_est_h, left, unestimated = 0.0, 0.0, 0, 0.0, 0, 0
     for run, est in zip(expand_runs(config), est_h):
         status = AUDIT_TO_STATUS[run_status(results, run.id, running_minutes * 60, now)]
         counts.setdefault(run.phase, Counter())[status] += 1
@@ -101,7 +101,10 @@ def grid_status(
                 done_wall_s, done_est_h, rate_runs = done_wall_s + wall, done_est_h + est, rate_runs + 1
         else:
             left += 1
-            left_est_h += est if est == est else 0.0  # NaN: a size without any estimate
+            if est == est:
+                left_est_h += est
+            else:  # NaN: a size with neither a measurement nor audit.tokens_per_second
+                unestimated += 1
         if status in ("running", "failed"):
             last = tail_record(files.curve)
             if last is not None and last.get("run_id") != run.id:
@@ -142,6 +145,7 @@ def grid_status(
         "gpu_hours": {"spent": spent_s / 3600, "finished_runs": finished, "estimated_grid": estimate},
         "eta": {
             "runs_left": left,
+            "runs_without_estimate": unestimated,
             "estimated_gpu_hours": left_est_h,
             "rate": rate,
             "rate_runs": rate_runs,
@@ -204,6 +208,8 @@ def format_eta(e: dict) -> str:
     wall = ""
     if e["wall_s"] is not None:
         wall = f"; about {hms(e['wall_s'])} if as many runs as now run side by side"
+    if e["runs_without_estimate"]:
+        wall += f"; {e['runs_without_estimate']} of the runs left have no estimate (counted as 0)"
     return f"ETA: {e['gpu_hours']:.2f} GPU-hours left for {e['runs_left']} runs ({how}){wall}"
 
 
