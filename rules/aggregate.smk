@@ -72,7 +72,8 @@ rule footprint:
     output:
         report("results/tables/footprint.csv", caption="../workflow/report/table.rst", category="Tables"),
     params:
-        config=config,
+        # the planned grid's GPU-hour estimate needs most of the config; its key order is not a change
+        config=canonical(config),
     conda:
         "../envs/analysis.yaml"
     log:

@@ -8,6 +8,8 @@ rule audit:
         csv="results/audit/grid.csv",
     params:
         config=config,
+        # the config file each section came from: a mismatch names the file to fix
+        sources=CONFIG_SOURCES,
         # measured run costs for the GPU-hour estimate (benchmarks/bench_compile.py)
         benchmarks=f"{workflow.basedir}/benchmarks/results",
     conda:

@@ -1,6 +1,7 @@
 # Shared helpers: config validation, the grid (from qatgrid.grid.expand_runs, the
 # one source of truth), and the input functions that say which runs each output needs.
 # Kept cheap: every cluster job re-parses this file, so nothing here imports torch.
+import os
 import sys
 from pathlib import Path
 
@@ -8,10 +9,37 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from qatgrid.data import data_files, data_key  # noqa: E402
-from qatgrid.grid import BASE_ARM, RUN_ID_WILDCARD, check_config, job_resources  # noqa: E402
+from qatgrid.grid import BASE_ARM, RUN_ID_WILDCARD, check_config, job_resources, merge_config_layers  # noqa: E402
 from qatgrid.plots.registry import FIGURES as FIGURE_REGISTRY, FileText, settings as figure_settings  # noqa: E402
 from qatgrid.runfiles import RunFiles  # noqa: E402
 from qatgrid.trunks import TrunkFiles, plan_branches  # noqa: E402
+
+
+def config_layers():
+    """What Snakemake merged into `config`, in order: the workflow's configfile (config/config.yaml),
+    each --configfile, then --config; as (name, mapping) pairs."""
+    from snakemake.common.configfile import load_configfile
+
+    settings = workflow.config_settings
+    overrides = [str(path) for path in workflow.overwrite_configfiles]
+    files = [] if settings.replace_workflow_config else [
+        str(f) for f in workflow.configfiles if str(Path(f).absolute()) not in overrides
+    ]
+    files += overrides
+    layers = []
+    for path in files:
+        rel = os.path.relpath(path)
+        layers.append((path if rel.startswith("..") else rel, load_configfile(path)))
+    if settings.config:
+        layers.append(("--config", dict(settings.config)))
+    return layers
+
+
+# Snakemake merges every section key by key; the audit block is a config file's whole
+# (qatgrid.grid.merge_config_layers says why). CONFIG_SOURCES names the file each section came from.
+_merged, CONFIG_SOURCES = merge_config_layers(config_layers())
+if "audit" in _merged:
+    config["audit"] = _merged["audit"]
 
 validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
 
@@ -29,9 +57,21 @@ RUN_FILES = RunFiles("{run}")  # the training rule's file patterns
 TRUNK_FILES = TrunkFiles("{run}")  # the trunk rule's: the segment that ends at run {run}'s branch step
 # run id -> where it branches off its group's shared trunk (none with train.shared_trunk: false)
 BRANCHES = plan_branches(RUNS.values(), config["train"]) if config["train"]["shared_trunk"] else {}
+
+
+def canonical(value):
+    """A config (or part) with its mappings' keys sorted, for params: Snakemake compares params by
+    their repr, and the key order of its merged config depends on which keys a --configfile sets."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
 # Whether runs share trunks never changes a CPU result, so it is not a training parameter:
 # switching it leaves finished runs up to date.
-TRAIN_PARAMS = {key: value for key, value in config["train"].items() if key != "shared_trunk"}
+TRAIN_PARAMS = canonical({key: value for key, value in config["train"].items() if key != "shared_trunk"})
 DATA_KEY = data_key(config["data"])
 DATA_DIR = f"results/data/{DATA_KEY}"
 
@@ -44,8 +84,10 @@ def data_outputs():
 
 
 def train_inputs(wildcards):
-    """The data folder, and for a branching run its trunk's state at the branch step."""
-    inputs = {"data": data_outputs(), "meta": f"{DATA_DIR}/meta.json"}
+    """The data folder through its last-written file (meta.json appears only once every shard, the
+    tokenizer and the byte counts are in place: one input per job keeps the DAG small; training
+    validates the files it reads), and for a branching run its trunk's state at the branch step."""
+    inputs = {"meta": f"{DATA_DIR}/meta.json"}
     if wildcards.run in BRANCHES:
         trunk = TrunkFiles(BRANCHES[wildcards.run].start[0])
         inputs.update(branch=str(trunk.branch_state), branch_checksum=str(trunk.branch_checksum))
@@ -53,8 +95,9 @@ def train_inputs(wildcards):
 
 
 def trunk_inputs(wildcards):
-    """The data folder, and the state where the segment starts: the previous member's branch step."""
-    inputs = {"data": data_outputs(), "meta": f"{DATA_DIR}/meta.json"}
+    """The data folder (as train_inputs), and the state where the segment starts: the previous
+    member's branch step."""
+    inputs = {"meta": f"{DATA_DIR}/meta.json"}
     previous = BRANCHES[wildcards.run].previous
     if previous is not None:
         trunk = TrunkFiles(previous)
@@ -74,12 +117,8 @@ def metrics_files(predicate=lambda run: True):
     return [str(RunFiles(rid).metrics) for rid in run_ids(predicate)]
 
 
-def is_base_arm(run):
-    return all(getattr(run, k) == v for k, v in BASE_ARM.items())
-
-
 def penalty_runs(run):
-    return is_base_arm(run) and run.bits in (16, config["analysis"]["penalty_bits"])
+    return run.is_base_arm and run.bits in (16, config["analysis"]["penalty_bits"])
 
 
 def probed_runs(run):

@@ -38,7 +38,7 @@ rule train:
     params:
         run=lambda wildcards: RUNS[wildcards.run].as_dict(),
         train=TRAIN_PARAMS,
-        logging=config.get("logging", {}),
+        logging=canonical(config.get("logging", {})),
     threads: lambda wildcards: train_resources(wildcards, 1, "threads")
     group:
         pack_group

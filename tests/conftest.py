@@ -30,6 +30,15 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return proc
 
 
+def merged_config(*names: str) -> dict:
+    """config/config.yaml with config/<name> ... merged over it as Snakemake merges --configfile
+    (qatgrid.grid.merge_config_layers: key by key at every depth, the audit block whole)."""
+    from qatgrid.grid import merge_config_layers
+
+    paths = [REPO / "config" / "config.yaml", *(REPO / "config" / n for n in names)]
+    return merge_config_layers([(p.name, yaml.safe_load(p.read_text())) for p in paths])[0]
+
+
 @pytest.fixture
 def default_config() -> dict:
     return load_default_config()

@@ -2,7 +2,7 @@ import json
 
 import pytest
 import yaml
-from conftest import REPO, load_default_config
+from conftest import REPO, load_default_config, merged_config
 
 from qatgrid.audit import (
     AuditMismatch,
@@ -18,11 +18,8 @@ from qatgrid.grid import expand_runs
 
 
 def paper_config() -> dict:
-    """config/paper.yaml merged over the default, as `--configfile` does (mappings merge, lists replace)."""
-    base, paper = load_default_config(), yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
-    for key, value in paper.items():
-        base[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return base
+    """config/paper.yaml merged over the default, as `--configfile` does."""
+    return merged_config("paper.yaml")
 
 
 def test_paper_grid_counts_match_the_study(tmp_path):
@@ -75,7 +72,43 @@ def test_phase_group_and_count_check():
 
     t = pd.DataFrame({"phase_group": ["a", "a", "b"], "run_id": ["1", "2", "3"]})
     assert check_counts(t, {"a": 2, "b": 1, "total": 3}) == []
-    assert check_counts(t, {"c": 1}) == ["c: grid has 0 runs, expected 1"]
+    assert check_counts(t, {"a": 2, "b": 1, "c": 1}) == ["c: grid has 0 runs, expected 1"]
+    # every phase group of the grid must be counted, and counts must exist at all
+    assert check_counts(t, {"a": 2, "total": 3}) == ["b: grid has 1 runs, audit.expected_runs does not list it"]
+    assert check_counts(t, {}) == ["audit.expected_runs is not declared (the grid's runs per phase group and in total)"]
+
+
+def test_config_layers_merge_as_snakemake_but_the_audit_block_whole():
+    """Snakemake merges --configfile key by key at every depth; the default's audit block (its
+    phase counts, its CPU device) must not survive under another grid's."""
+    from snakemake.utils import update_config
+
+    from qatgrid.grid import merge_config_layers
+
+    names = ("config.yaml", "paper.yaml", "extension.yaml")
+    layers = [(n, yaml.safe_load((REPO / "config" / n).read_text())) for n in names]
+    for later in layers[1:]:
+        merged, sources = merge_config_layers([layers[0], later])
+        snake = {}
+        for _, layer in (layers[0], later):
+            update_config(snake, layer)
+        assert {k: v for k, v in merged.items() if k != "audit"} == {k: v for k, v in snake.items() if k != "audit"}
+        assert merged["audit"] == later[1]["audit"] != snake["audit"]
+        assert sources["audit"] == sources["sweeps"] == later[0] and sources["probe"] == later[0]
+    assert "device" not in merge_config_layers([layers[0], layers[2]])[0]["audit"]
+
+
+def test_a_grid_without_its_own_counts_names_the_file_to_fix(tmp_path):
+    cfg = load_default_config()
+    cfg["sweeps"] = cfg["sweeps"][:1]
+    with pytest.raises(AuditMismatch, match=r"phase5: grid has 0 runs, expected 24.*give my.yaml an audit block"):
+        write_audit(
+            cfg,
+            tmp_path / "results",
+            tmp_path / "grid.md",
+            tmp_path / "grid.csv",
+            sources={"audit": "config/config.yaml", "sweeps": "my.yaml"},
+        )
 
 
 def write_costs(bench_dir, device: str, sizes: dict, device_type: str = "cpu") -> None:

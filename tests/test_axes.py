@@ -3,8 +3,7 @@
 import re
 
 import pytest
-import yaml
-from conftest import REPO, load_default_config
+from conftest import REPO, load_default_config, merged_config
 
 from qatgrid.audit import check_counts, grid_table
 from qatgrid.grid import (
@@ -24,11 +23,8 @@ TRAIN = {"steps": 100, "batch_size": 8, "seq_len": 128}
 
 
 def merged(name: str) -> dict:
-    """config/<name> merged over the default, as `--configfile` does (mappings merge, lists replace)."""
-    base, extra = load_default_config(), yaml.safe_load((REPO / "config" / name).read_text())
-    for key, value in extra.items():
-        base[key] = {**base[key], **value} if isinstance(value, dict) and isinstance(base.get(key), dict) else value
-    return base
+    """config/<name> merged over the default, as `--configfile` does."""
+    return merged_config(name)
 
 
 def test_old_ids_unchanged_new_axes_get_a_suffix_and_round_trip():

@@ -279,6 +279,49 @@ def test_bad_export_fails_naming_the_file(tmp_path, mirror):
         download(pg_cfg(block, train_shards=3), str(tmp_path / "out3"))
 
 
+def test_a_mirror_whose_top_holds_datasets_and_tokenizers(tmp_path, mirror, monkeypatch):
+    """`root: ""` or "." reads a mirror laid out from its top (datasets/, tokenizers/), given as an
+    absolute path, as ./relative, or as ~/...; the hub is never asked."""
+    import huggingface_hub
+
+    d, block = mirror
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a local mirror must not touch the hub")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+    top = d / block["root"]
+    assert sorted(p.name for p in top.iterdir()) == ["datasets", "tokenizers"]
+    reference = download(pg_cfg(block), str(tmp_path / "reference"))
+    monkeypatch.chdir(d)
+    monkeypatch.setenv("HOME", str(d))
+    for i, (repo_id, root) in enumerate([(str(top), ""), (f"./{block['root']}", "."), (f"~/{block['root']}", "")]):
+        meta = download(pg_cfg(block, repo_id=repo_id, root=root), str(tmp_path / f"out{i}"))
+        assert meta["splits"] == reference["splits"] and meta["tokenizer_sha256"] == reference["tokenizer_sha256"]
+
+
+@pytest.mark.parametrize("repo_id", ["/no/such/mirror", "./no-such-mirror", "../no-such-mirror", "~/no-such-mirror"])
+def test_a_path_that_is_no_folder_fails_at_once_naming_it(tmp_path, mirror, monkeypatch, repo_id):
+    import huggingface_hub
+
+    _, block = mirror
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: pytest.fail("asked the hub"))
+    with pytest.raises(
+        FileNotFoundError, match=r"data\.parameter_golf\.repo_id: .*(no-such-mirror|/no/such/mirror) .*does not exist"
+    ):
+        download(pg_cfg(block, repo_id=repo_id), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_data_sources_are_independent():
+    """The two sources share only the package's data/__init__, shards and bpb modules."""
+    for name, other in (("parameter_golf", "text"), ("text", "parameter_golf")):
+        source = (REPO / "src" / "qatgrid" / "data" / f"{name}.py").read_text()
+        assert not re.search(rf"^from \.{other} import|^from \.\.data\.{other}|^import .*{other}", source, re.M)
+
+
 # --- the rules end to end ----------------------------------------------------------------
 
 

@@ -211,3 +211,56 @@ def test_entry_point_and_no_torch(tmp_path):
     assert proc.returncode == 0, proc.stderr
     n = len(expand_runs(load_default_config()))
     assert re.search(rf"^total +{n} +0 +0 +0 +0 +{n}$", proc.stdout, re.M)
+
+
+def test_eta_scales_the_audit_estimate_of_what_is_left_by_the_measured_rate(planted, capsys, monkeypatch):
+    """ETA = the audit's estimate of the runs not finished x (measured wall seconds / estimated
+    seconds) of the done runs; a diverged run stopped early, so it is no measure of the rate."""
+    cfg, results, r = planted
+    per_run = gpu_hours(cfg)["per_run"]
+    done = [run.id for run in r["p2"][:5]]  # 600 s each (tests/synthetic.fill_results)
+    left = [rid for rid in per_run if rid not in done and rid != r["p2"][5].id]
+    rate = 5 * 600 / 3600 / sum(per_run[i] for i in done)
+    e = grid_status(cfg, results)["eta"]
+    assert e["runs_left"] == len(left) == len(per_run) - 6 and e["rate_runs"] == 5
+    assert e["rate"] == pytest.approx(rate) and e["estimated_gpu_hours"] == pytest.approx(sum(per_run[i] for i in left))
+    assert e["gpu_hours"] == pytest.approx(rate * sum(per_run[i] for i in left))
+    assert e["wall_s"] == pytest.approx(e["gpu_hours"] * 3600 / 2)  # two runs in flight
+    monkeypatch.chdir(REPO)
+    assert main(["--results", str(results)]) == 0
+    assert re.search(
+        rf"^ETA: {e['gpu_hours']:.2f} GPU-hours left for {len(left)} runs \(the audit's "
+        rf"{e['estimated_gpu_hours']:.2f} × {rate:.2f}, the time the 5 done runs took over their estimate\); "
+        r"about \d+:\d\d:\d\d if as many runs as now run side by side$",
+        capsys.readouterr().out,
+        re.M,
+    )
+
+
+def test_eta_by_hand_before_and_after_the_grid(tmp_path):
+    """Two runs at a known throughput: one done in twice its estimate, so the other is expected to
+    take twice its own; with none done the estimate stands unscaled; with all done nothing is left."""
+    cfg = load_default_config()
+    cfg["sweeps"] = [{"phase": "p", "bits": [16], "sizes": ["0.1M"], "warmdown_fracs": [0.33, 0.5], "seeds": [0]}]
+    cfg["audit"] = {"tokens_per_second": {"0.1M": 1024.0}}  # 100 steps x 8 x 128 tokens: 100 s a run
+    first, second = expand_runs(cfg)
+    e = grid_status(cfg, tmp_path / "results")["eta"]
+    assert (e["runs_left"], e["rate"], e["gpu_hours"], e["wall_s"]) == (2, None, pytest.approx(200 / 3600), None)
+    fill_results(tmp_path / "results", [first])
+    metrics = tmp_path / "results" / "runs" / first.id / "metrics.json"
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "wall_seconds": 200.0}))
+    e = grid_status(cfg, tmp_path / "results")["eta"]
+    assert (e["runs_left"], e["rate"], e["gpu_hours"]) == (1, pytest.approx(2.0), pytest.approx(200 / 3600))
+    assert e["runs_without_estimate"] == 0
+    cfg["audit"] = {}  # no figure for the size: the run left is counted as 0, and said so
+    e = grid_status(cfg, tmp_path / "results")["eta"]
+    assert (e["runs_left"], e["runs_without_estimate"], e["gpu_hours"]) == (1, 1, 0)
+    from qatgrid.status import format_eta
+
+    assert format_eta(e).endswith("; 1 of the runs left have no estimate (counted as 0)")
+    fill_results(tmp_path / "results", [second])
+    s = grid_status(cfg, tmp_path / "results")
+    assert s["eta"]["runs_left"] == 0 and s["eta"]["gpu_hours"] == 0
+    from qatgrid.status import format_status
+
+    assert format_status(s).endswith("ETA: nothing left to run")

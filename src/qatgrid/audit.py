@@ -27,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from .grid import bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
+from .io import error_line, tail_lines
 from .runfiles import RunFiles
 from .sizes import size_to_number
 from .trunks import plan_branches
@@ -61,15 +62,17 @@ def last_activity(results: Path, run_id: str) -> float | None:
 
 def run_status(results: Path, run_id: str, running_within_s: float | None = None, now: float | None = None) -> str:
     """With `running_within_s`, an unfinished run whose curve, log or checkpoint changed that
-    recently is "running" (the status view's rule); the audit leaves it None."""
+    recently is "running" unless its log ends in a traceback (the status view's rule); the
+    audit leaves it None."""
     metrics = read_metrics(results, run_id)
     if metrics is not None:
         return "diverged" if metrics.get("diverged") else "done"
+    files = RunFiles(run_id, results)
     if running_within_s is not None:
         active = last_activity(results, run_id)
-        if active is not None and (now if now is not None else time.time()) - active <= running_within_s:
+        recent = active is not None and (now if now is not None else time.time()) - active <= running_within_s
+        if recent and error_line(tail_lines(files.log)) is None:  # a log ending in a traceback: it stopped
             return "running"
-    files = RunFiles(run_id, results)
     if files.state.exists():
         return "partial"
     if files.log.exists() or files.curve.exists():
@@ -196,12 +199,27 @@ def gpu_hours(config: dict, bench_dir: str | Path = BENCH_DIR) -> dict:
     }
 
 
-def check_counts(table: pd.DataFrame, expected: dict[str, int]) -> list[str]:
-    """Mismatches between the grid and the expected counts ('total' or a phase group)."""
-    counts = table.groupby("phase_group").size().to_dict()
+def count_check(table: pd.DataFrame, expected: dict[str, int]) -> list[dict]:
+    """The grid's counts beside the expected ones: one row per key of `audit.expected_runs`
+    (a phase group or 'total') and per phase group of the grid that the mapping does not list
+    ({"group", "planned", "expected"}; expected None when not listed)."""
+    counts = table.groupby("phase_group").size().to_dict() if len(table) else {}
     counts["total"] = len(table)
+    groups = list(expected) + [g for g in counts if g not in expected and g != "total"]
+    return [{"group": g, "planned": counts.get(g, 0), "expected": expected.get(g)} for g in groups]
+
+
+def check_counts(table: pd.DataFrame, expected: dict[str, int]) -> list[str]:
+    """Every difference between the grid and `audit.expected_runs`, which must list each phase
+    group of the grid: a grid with a phase nobody counted, or no counts at all, never passes."""
+    if not expected:
+        return ["audit.expected_runs is not declared (the grid's runs per phase group and in total)"]
     return [
-        f"{k}: grid has {counts.get(k, 0)} runs, expected {v}" for k, v in expected.items() if counts.get(k, 0) != v
+        f"{r['group']}: grid has {r['planned']} runs, expected {r['expected']}"
+        if r["expected"] is not None
+        else f"{r['group']}: grid has {r['planned']} runs, audit.expected_runs does not list it"
+        for r in count_check(table, expected)
+        if r["planned"] != r["expected"]
     ]
 
 
@@ -250,11 +268,13 @@ def report(config: dict, table: pd.DataFrame) -> str:
         for level, n in table.groupby(axis, sort=True).size().items():
             axes.append({"axis": axis.removesuffix("_label"), "level": level, "runs": n})
     mismatches = check_counts(table, expected)
-    counts = table.groupby("phase_group").size().to_dict()
     check = ["## Check against the study's counts", ""]
-    for k, v in expected.items():
-        got = len(table) if k == "total" else counts.get(k, 0)
-        check.append(f"- {k}: {got} planned, {v} expected — {'OK' if got == v else 'MISMATCH'}")
+    for r in count_check(table, expected):
+        if r["expected"] is None:
+            check.append(f"- {r['group']}: {r['planned']} planned, not in audit.expected_runs — MISMATCH")
+        else:
+            verdict = "OK" if r["planned"] == r["expected"] else "MISMATCH"
+            check.append(f"- {r['group']}: {r['planned']} planned, {r['expected']} expected — {verdict}")
     unfinished = table[table["status"].isin(["diverged", "partial", "failed"])][["run_id", "status"]]
     return "\n".join(
         [
@@ -337,9 +357,16 @@ def estimate_note(config: dict, per_size: pd.DataFrame) -> str:
 
 
 def write_audit(
-    config: dict, results: str | Path, md_path: str | Path, csv_path: str | Path, bench_dir: str | Path = BENCH_DIR
+    config: dict,
+    results: str | Path,
+    md_path: str | Path,
+    csv_path: str | Path,
+    bench_dir: str | Path = BENCH_DIR,
+    sources: dict[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Write the audit; raise AuditMismatch (after writing) when the counts differ from `audit.expected_runs`."""
+    """Write the audit; raise AuditMismatch (after writing) when the counts differ from `audit.expected_runs`.
+    `sources` (top-level key -> config file it came from, qatgrid.grid.merge_config_layers) lets the
+    error say when the audit block belongs to another file than the sweeps."""
     from .aggregate import write_table
     from .io import atomic_path
 
@@ -349,5 +376,11 @@ def write_audit(
         tmp.write_text(report(config, table) + "\n")
     mismatches = check_counts(table, config.get("audit", {}).get("expected_runs", {}))
     if mismatches:
-        raise AuditMismatch("grid does not match the study: " + "; ".join(mismatches))
+        hint = ""
+        if sources and sources.get("audit") != sources.get("sweeps"):
+            hint = (
+                f" (the audit block comes from {sources.get('audit', 'no config file')}, the sweeps from "
+                f"{sources['sweeps']}: give {sources['sweeps']} an audit block with this grid's expected_runs)"
+            )
+        raise AuditMismatch("grid does not match the study: " + "; ".join(mismatches) + hint)
     return table

@@ -9,6 +9,7 @@ Runs on the two optional axes carry a suffix on the seed segment, ``seed0-bs16``
 
 from __future__ import annotations
 
+import copy
 import itertools
 import re
 from dataclasses import asdict, dataclass
@@ -54,8 +55,12 @@ SUPPORTED_BITS = (16, 8, 6, 4, 3, 2, 1)
 BITS_BY_NAME = {"fp16": 16, "ternary": 1, **{f"int{b}": b for b in (8, 6, 4, 3, 2)}}
 LR_BATCH_RULES = {"hold": 0.0, "sqrt": 0.5, "linear": 1.0}  # lr x (batch / train.batch_size) ** exponent
 TRAIN_DEFAULTS = {"hold_tokens": True, "lr_batch_rule": "sqrt", "batches": "stream", "stream_spans": 1}
-# The study's base arm; every other (optimizer, schedule, length) is a Phase 5 robustness arm.
+# The base arm: the runs the boundary, penalty and robustness analyses compare against. Phase 5's
+# other arms change one of these axes.
 BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
+# Config sections a config file gives whole: a later file's section replaces an earlier one's
+# instead of merging key by key (see merge_config_layers).
+WHOLE_SECTIONS = ("audit",)
 
 
 @dataclass(frozen=True, order=True)
@@ -78,6 +83,10 @@ class Run:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def is_base_arm(self) -> bool:
+        return all(getattr(self, k) == v for k, v in BASE_ARM.items())
 
 
 def _num(x: float) -> str:
@@ -179,10 +188,6 @@ def expand_runs(config: dict) -> list[Run]:
             seen[run.id] = i
             runs.append(run)
     return runs
-
-
-def runs_by_id(config: dict) -> dict[str, Run]:
-    return {r.id: r for r in expand_runs(config)}
 
 
 def run_batch_size(train_cfg: dict, run: Run) -> int:
@@ -301,3 +306,32 @@ def check_new_axes(config: dict) -> None:
                         f"sweeps[{i}].batch_sizes: {bs} leaves {run_steps} steps, not more than "
                         f"train.warmup_steps ({train['warmup_steps']})"
                     )
+
+
+def merge_config_layers(layers) -> tuple[dict, dict[str, str]]:
+    """Config files merged in order, as Snakemake merges `--configfile` over the workflow's
+    `configfile:` (mappings key by key at every depth, lists and scalars replaced), except the
+    sections in WHOLE_SECTIONS, which the last file that has one gives whole.
+
+    `audit` is such a section: its expected run counts, device and throughputs describe one grid
+    on one device, so keys of another file's audit block (the default's phase counts, its CPU
+    device) must never survive under the grid's own. `layers` are (name, mapping) pairs; returns
+    the merged config and, per top-level key, the name of the layer it was last set by."""
+    config: dict = {}
+    sources: dict[str, str] = {}
+    for name, layer in layers:
+        for key, value in (layer or {}).items():
+            if key not in WHOLE_SECTIONS and isinstance(value, dict) and isinstance(config.get(key), dict):
+                _merge(config[key], value)
+            else:
+                config[key] = copy.deepcopy(value)
+            sources[key] = name
+    return config, sources
+
+
+def _merge(into: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)

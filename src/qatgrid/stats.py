@@ -28,7 +28,6 @@ from scipy import stats as sps
 from .grid import BASE_ARM
 
 CELL = ["phase", "bits", "size", "optimizer", "schedule", "length_mult"]
-__all__ = ["BASE_ARM", "CELL"]  # BASE_ARM is defined with the grid (torch-free, read at parse time)
 
 
 def completed(df: pd.DataFrame) -> pd.DataFrame:
@@ -240,11 +239,16 @@ def robustness_curves(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     return pd.concat(rows, ignore_index=True).reindex(columns=cols) if rows else pd.DataFrame(columns=cols)
 
 
-def base_arm(df: pd.DataFrame) -> pd.DataFrame:
+def base_arm_mask(df: pd.DataFrame) -> np.ndarray:
+    """True for the rows of the base arm (qatgrid.grid.BASE_ARM: Muon, linear warmdown, 1x length)."""
     mask = np.ones(len(df), dtype=bool)
     for k, v in BASE_ARM.items():
         mask &= (df[k] == v).to_numpy()
-    return df[mask]
+    return mask
+
+
+def base_arm(df: pd.DataFrame) -> pd.DataFrame:
+    return df[base_arm_mask(df)]
 
 
 def quant_penalty(df: pd.DataFrame, bits: int) -> pd.DataFrame:
@@ -364,10 +368,8 @@ def robustness(df: pd.DataFrame) -> pd.DataFrame:
     the warmdowns the arm also ran, from the base-arm cell at the same (bits, size), Phase 2 first."""
     per_wd = best_lr_per_warmdown(df)
     best = optimal_warmdown(df)
-    is_base = np.ones(len(best), dtype=bool)
-    for k, v in BASE_ARM.items():
-        is_base &= (best[k] == v).to_numpy()
-    base_wd = per_wd[np.logical_and.reduce([(per_wd[k] == v).to_numpy() for k, v in BASE_ARM.items()])]
+    is_base = base_arm_mask(best)
+    base_wd = base_arm(per_wd)
     arms = best[~is_base].copy()
     arms["arm"] = [f"{r.optimizer}/{r.schedule}/x{r.length_mult:g}" for r in arms.itertuples()]
     base_phase, base_best = [], []

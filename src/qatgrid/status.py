@@ -4,9 +4,10 @@ Read-only and cheap (no torch, no training code), so it is safe to run while Sna
 SLURM is running the grid. A run's state comes from qatgrid.audit.run_status:
 - done / diverged: metrics.json present (a half-written one counts as not there)
 - running: no metrics, and its curve.jsonl, training log or state checkpoint changed within
-  the last `--running-minutes` (default 15) minutes
+  the last `--running-minutes` (default 15) minutes, and its log does not end in a traceback
 - failed: no metrics, something written but nothing changed lately (crashed, killed,
-  preempted and waiting for its retry; a checkpoint lets the retry resume)
+  preempted and waiting for its retry; a checkpoint lets the retry resume); its log's last
+  traceback gives the error line shown (workflow scripts write tracebacks to their logs)
 - not started: nothing written yet
 """
 
@@ -22,7 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from .grid import check_config, expand_runs
+from .grid import check_config, expand_runs, merge_config_layers
+from .io import split_traceback, tail_lines
+from .progress import hms
 from .runfiles import RunFiles
 from .trunks import TrunkFiles, plan_branches
 
@@ -40,14 +43,16 @@ AUDIT_TO_STATUS = {
 def load_config(
     configfiles: list[str], base: str = "config/config.yaml", schema: str = "config/schema/config.schema.yaml"
 ) -> dict:
-    """config/config.yaml merged with the --configfile ones and validated as the Snakefile does."""
-    from snakemake.utils import update_config, validate
+    """config/config.yaml merged with the --configfile ones and validated as the Snakefile does
+    (qatgrid.grid.merge_config_layers: Snakemake's merge, the audit block whole)."""
+    from snakemake.utils import validate
 
-    config = {}
+    layers = []
     for path in [base, *configfiles]:
         if not Path(path).exists():
             raise FileNotFoundError(f"config file not found: {path}")
-        update_config(config, yaml.safe_load(Path(path).read_text()) or {})
+        layers.append((path, yaml.safe_load(Path(path).read_text()) or {}))
+    config, _ = merge_config_layers(layers)
     validate(config, schema)
     check_config(config)
     return config
@@ -69,15 +74,6 @@ def tail_record(path: Path) -> dict | None:
     return None
 
 
-def tail_lines(path: Path, n: int) -> list[str]:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 16384))
-            return f.read().decode("utf-8", "replace").splitlines()[-n:]
-    except FileNotFoundError:
-        return []
-
-
 def grid_status(
     config: dict,
     results: str | Path = "results",
@@ -89,21 +85,34 @@ def grid_status(
     from .audit import grid_table, read_metrics, run_status
 
     results, now = Path(results), now if now is not None else time.time()
+    table = grid_table(config, None)  # the audit's estimates, run by run, in grid order
+    # est: what is left to train (with shared trunks, each trunk counted once); alone: a run from step
+    # 0, what a finished run's wall_seconds measure (a branched run's include its trunk's prefix)
+    est_h, alone_h = table["est_gpu_hours"].tolist(), table["est_gpu_hours_alone"].tolist()
     counts: dict[str, Counter] = {}
     running, failed, spent_s, finished = [], [], 0.0, 0
     trunk_s: dict[str, float] = {}  # a shared trunk's seconds, counted once however many runs branch off it
-    for run in expand_runs(config):
+    done_wall_s, done_est_h, rate_runs, left_est_h, left, unestimated = 0.0, 0.0, 0, 0.0, 0, 0
+    for run, est, alone in zip(expand_runs(config), est_h, alone_h):
         status = AUDIT_TO_STATUS[run_status(results, run.id, running_minutes * 60, now)]
         counts.setdefault(run.phase, Counter())[status] += 1
         files = RunFiles(run.id, results)
         if status in ("done", "diverged"):
             metrics = read_metrics(results, run.id)
-            shared = float(metrics.get("trunk_seconds") or 0.0)
-            spent_s += float(metrics.get("wall_seconds") or 0.0) - shared
+            wall, shared = float(metrics.get("wall_seconds") or 0.0), float(metrics.get("trunk_seconds") or 0.0)
+            spent_s += wall - shared
             if metrics.get("trunk"):
                 trunk_s[metrics["trunk"]] = max(trunk_s.get(metrics["trunk"], 0.0), shared)
             finished += 1
-        elif status in ("running", "failed"):
+            if status == "done" and wall > 0 and alone == alone:  # a diverged run stops early: not a rate
+                done_wall_s, done_est_h, rate_runs = done_wall_s + wall, done_est_h + alone, rate_runs + 1
+        else:
+            left += 1
+            if est == est:
+                left_est_h += est
+            else:  # NaN: a size with neither a measurement nor audit.tokens_per_second
+                unestimated += 1
+        if status in ("running", "failed"):
             last = tail_record(files.curve)
             if last is not None and last.get("run_id") != run.id:
                 last = None  # a stray file: training itself refuses it, naming the file
@@ -120,14 +129,20 @@ def grid_status(
             else:
                 entry["checkpoint"] = files.state.exists()
                 entry["log"] = str(files.log)
-                entry["log_tail"] = tail_lines(Path(entry["log"]), log_lines)
+                # the exception that ended its last attempt, if one did, and the log lines before it
+                before, entry["error"] = split_traceback(tail_lines(Path(entry["log"])))
+                entry["log_tail"] = before[-log_lines:] if log_lines > 0 else []
                 failed.append(entry)
     phases = {
         phase: {"planned": sum(c.values()), **{k: c.get(k, 0) for k in COLUMNS[1:]}} for phase, c in counts.items()
     }
     total = {k: sum(p[k] for p in phases.values()) for k in COLUMNS}
-    estimate = float(grid_table(config, results)["est_gpu_hours"].sum())
     spent_s += sum(trunk_s.values())
+    estimate = float(sum(e for e in est_h if e == e))
+    # The grid's ETA: the audit's estimate of what is left, scaled by how the finished runs compared
+    # with their own estimates (measured wall seconds / estimated seconds); unscaled before any is done.
+    rate = done_wall_s / 3600 / done_est_h if done_est_h > 0 else None
+    remaining = left_est_h * (rate if rate is not None else 1.0)
     return {
         "results": str(results),
         "running_minutes": running_minutes,
@@ -137,13 +152,17 @@ def grid_status(
         "trunks_running": trunks_in_flight(config, results, running_minutes * 60, now),
         "failed": failed,
         "gpu_hours": {"spent": spent_s / 3600, "finished_runs": finished, "estimated_grid": estimate},
+        "eta": {
+            "runs_left": left,
+            "runs_without_estimate": unestimated,
+            "estimated_gpu_hours": left_est_h,
+            "rate": rate,
+            "rate_runs": rate_runs,
+            "gpu_hours": remaining,
+            # wall time if the runs in flight now stay as many until the end (None when none run)
+            "wall_s": remaining * 3600 / len(running) if running else None,
+        },
     }
-
-
-def _hms(seconds) -> str:
-    from .progress import hms
-
-    return hms(seconds)
 
 
 def trunks_in_flight(config: dict, results: Path, within_s: float, now: float) -> list[dict]:
@@ -191,8 +210,7 @@ def format_status(s: dict) -> str:
         loss = f"{r['train_loss']:.4f}" if r["train_loss"] is not None else "?"
         step = f"{r['step']}/{r['steps']}" if r["step"] is not None else "?/?"
         out.append(
-            f"  {r['run_id']}  step {step}  loss {loss}  eta {_hms(r['eta_s'])}  "
-            f"(updated {_hms(r['updated_s_ago'])} ago)"
+            f"  {r['run_id']}  step {step}  loss {loss}  eta {hms(r['eta_s'])}  (updated {hms(r['updated_s_ago'])} ago)"
         )
     if s["trunks_running"]:
         out += ["", f"Shared trunks running ({len(s['trunks_running'])}):"]
@@ -200,7 +218,7 @@ def format_status(s: dict) -> str:
             loss = f"{r['train_loss']:.4f}" if r["train_loss"] is not None else "?"
             out.append(
                 f"  {r['trunk']}  step {r['step'] if r['step'] is not None else '?'}, segment {r['from_step']}"
-                f"-{r['to_step']} (branch of {r['branch_of']})  loss {loss}  (updated {_hms(r['updated_s_ago'])} ago)"
+                f"-{r['to_step']} (branch of {r['branch_of']})  loss {loss}  (updated {hms(r['updated_s_ago'])} ago)"
             )
     out += ["", f"Failed or interrupted ({len(s['failed'])}):"]
     for r in s["failed"]:
@@ -211,14 +229,35 @@ def format_status(s: dict) -> str:
         )
         resume = "a retry resumes from its checkpoint" if r["checkpoint"] else "no checkpoint"
         out.append(f"  {r['run_id']}  stopped {where}; {resume}; log {r['log']}")
+        if r.get("error"):
+            out.append(f"    error: {r['error']}")
         out += [f"    | {line}" for line in r["log_tail"]]
     g = s["gpu_hours"]
     out += [
         "",
         f"GPU-hours: {g['spent']:.2f} spent by {g['finished_runs']} finished runs; "
         f"audit estimate for the whole grid {g['estimated_grid']:.2f}",
+        format_eta(s["eta"]),
     ]
     return "\n".join(out)
+
+
+def format_eta(e: dict) -> str:
+    if e["runs_left"] == 0:
+        return "ETA: nothing left to run"
+    if e["rate"] is None:
+        how = "the audit's estimate, unscaled: no run is done yet"
+    else:
+        how = (
+            f"the audit's {e['estimated_gpu_hours']:.2f} × {e['rate']:.2f}, the time the {e['rate_runs']} done "
+            "runs took over their estimate"
+        )
+    wall = ""
+    if e["wall_s"] is not None:
+        wall = f"; about {hms(e['wall_s'])} if as many runs as now run side by side"
+    if e["runs_without_estimate"]:
+        wall += f"; {e['runs_without_estimate']} of the runs left have no estimate (counted as 0)"
+    return f"ETA: {e['gpu_hours']:.2f} GPU-hours left for {e['runs_left']} runs ({how}){wall}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,16 @@
 import logging
+from pathlib import Path
 
-from qatgrid.audit import report, write_audit
+from qatgrid.audit import write_audit
 from qatgrid.io import setup_logging
 
 setup_logging(snakemake.log[0])
-table = write_audit(
-    snakemake.params.config, "results", snakemake.output.md, snakemake.output.csv, snakemake.params.benchmarks
+write_audit(
+    snakemake.params.config,
+    "results",
+    snakemake.output.md,
+    snakemake.output.csv,
+    snakemake.params.benchmarks,
+    snakemake.params.sources,
 )
-logging.getLogger("qatgrid.audit").info("\n%s", report(snakemake.params.config, table))
+logging.getLogger("qatgrid.audit").info("\n%s", Path(snakemake.output.md).read_text())

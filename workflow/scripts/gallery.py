@@ -1,8 +1,9 @@
 import os
 import shutil
 
-from qatgrid.io import atomic_path
+from qatgrid.io import atomic_path, setup_logging
 
+setup_logging(snakemake.log[0])
 for src, dest in zip(snakemake.input, snakemake.output):
     with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)

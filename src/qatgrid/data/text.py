@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, sha256_file, write_json
-from . import META_SCHEMA_VERSION, check_vocab, data_files, data_key, source_settings
+from ..io import atomic_path
+from . import check_vocab, data_files, finish_folder, source_settings
 from .bpb import bytelevel_lut
-from .shards import ShardWriter, read_shard
+from .shards import ShardWriter
 
 log = logging.getLogger(__name__)
 EOT = "<|endoftext|>"
@@ -155,7 +155,9 @@ def encode_batch(tok, texts: list[str], eot: int) -> np.ndarray:
     return out
 
 
-class Progress:
+class EncodingProgress:
+    """Log lines of the encoding pass (documents, text and tokens so far, and their rates) every `every_s`."""
+
     def __init__(self, every_s: float = 10.0):
         self.t0 = self.last = time.perf_counter()
         self.every_s, self.docs, self.chars, self.tokens = every_s, 0, 0, 0
@@ -208,7 +210,7 @@ def build_text_data(data_cfg: dict, out_dir: str, progress_s: float = 10.0) -> d
     with atomic_path(tok_path) as tmp:
         tok.save(str(tmp))
 
-    eot, progress = tok.token_to_id(EOT), Progress(progress_s)
+    eot, progress = tok.token_to_id(EOT), EncodingProgress(progress_s)
     counts = {"train": 0, "val": 0}
     with ShardWriter(out / files["train"][0]) as train_w, ShardWriter(out / files["val"][0]) as val_w:
         writers = {False: train_w, True: val_w}
@@ -232,7 +234,8 @@ def build_text_data(data_cfg: dict, out_dir: str, progress_s: float = 10.0) -> d
             raise ValueError(_too_small(data_cfg, "validation"))
         if counts["train"] == 0:
             raise ValueError(_too_small(data_cfg, "training"))
-    return finish(data_cfg, out, tok_path, bytelevel_lut(tok), counts)
+    lut = bytelevel_lut(tok)
+    return finish_folder(data_cfg, out, tok_path, lambda val: lut[val], counts)
 
 
 def _too_small(data_cfg: dict, which: str) -> str:
@@ -241,36 +244,3 @@ def _too_small(data_cfg: dict, which: str) -> str:
         f"{block}.char_budget: the corpus read left no {which} documents (val_fraction "
         f"{data_cfg['val_fraction']}); raise {block}.char_budget or data.val_fraction"
     )
-
-
-def finish(data_cfg: dict, out: Path, tok_path: Path, lut_or_fn, documents: dict) -> dict:
-    """Validation byte counts and meta.json (written last: its presence marks the folder complete)."""
-    files = data_files(data_cfg)
-    splits = {}
-    for split in ("train", "val"):
-        arrays = [read_shard(out / f) for f in files[split]]
-        splits[split] = {
-            "shards": files[split],
-            "tokens": int(sum(a.size for a in arrays)),
-            "documents": documents.get(split),
-        }
-        top = max((int(a.max()) for a in arrays if a.size), default=0)
-        if top >= data_cfg["vocab_size"]:
-            raise ValueError(f"{out / files[split][0]}: token id {top} >= data.vocab_size {data_cfg['vocab_size']}")
-    val = np.concatenate([read_shard(out / f) for f in files["val"]])
-    nbytes = lut_or_fn(val) if callable(lut_or_fn) else lut_or_fn[val]
-    with atomic_path(out / files["val_bytes"]) as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, nbytes.astype(np.uint16))
-    splits["val"]["bytes"] = int(nbytes.sum(dtype=np.int64))
-    meta = {
-        "schema_version": META_SCHEMA_VERSION,
-        "source": data_cfg["source"],
-        "key": data_key(data_cfg),
-        "vocab_size": data_cfg["vocab_size"],
-        "tokenizer": files["tokenizer"],
-        "tokenizer_sha256": sha256_file(tok_path),
-        "splits": splits,
-    }
-    write_json(out / files["meta"], meta)
-    return meta
