@@ -9,8 +9,9 @@ from snakemake.utils import validate
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from qatgrid.data import data_files, data_key  # noqa: E402
-from qatgrid.grid import BASE_ARM, RUN_ID_WILDCARD, check_config, job_resources, merge_config_layers  # noqa: E402
-from qatgrid.plots.registry import FIGURES as FIGURE_REGISTRY, FileText, settings as figure_settings  # noqa: E402
+from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources, merge_config_layers  # noqa: E402
+from qatgrid.plots.registry import FIGURES as FIGURE_REGISTRY, FileText, penalty_runs, probed_runs  # noqa: E402
+from qatgrid.plots.registry import settings as figure_settings  # noqa: E402
 from qatgrid.runfiles import RunFiles  # noqa: E402
 from qatgrid.trunks import TrunkFiles, plan_branches  # noqa: E402
 
@@ -109,20 +110,14 @@ def data_resources():
     return {"threads": 2, "mem_mb": 2000, "runtime_min": 60, **config["resources"].get("data", {})}
 
 
-def run_ids(predicate=lambda run: True):
-    return [rid for rid, run in RUNS.items() if predicate(run)]
+def run_ids(select=None):
+    """Ids of the runs `select(runs, config)` picks (a selector of qatgrid.plots.registry), or all."""
+    runs = list(RUNS.values())
+    return [run.id for run in (select(runs, config) if select else runs)]
 
 
-def metrics_files(predicate=lambda run: True):
-    return [str(RunFiles(rid).metrics) for rid in run_ids(predicate)]
-
-
-def penalty_runs(run):
-    return run.is_base_arm and run.bits in (16, config["analysis"]["penalty_bits"])
-
-
-def probed_runs(run):
-    return run.bits in (16, config["probe"]["grid_bits"])
+def metrics_files(select=None):
+    return [str(RunFiles(rid).metrics) for rid in run_ids(select)]
 
 
 def probe_files():

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..grid import BASE_ARM, Run
+from ..grid import Run
 
 Select = Callable[[list[Run], dict], list[Run]]
 
@@ -44,10 +44,6 @@ class Figure:
         return [r for r in runs if r in chosen]
 
 
-def is_base_arm(run: Run) -> bool:
-    return all(getattr(run, k) == v for k, v in BASE_ARM.items())
-
-
 def _cell(run: Run) -> tuple:
     return run.phase, run.bits, run.size, run.optimizer, run.schedule, run.length_mult
 
@@ -55,7 +51,7 @@ def _cell(run: Run) -> tuple:
 def first_base_cells(runs: list[Run], config: dict) -> list[Run]:
     """Base-arm runs of each (bits, size)'s first phase (Phase 2 before Phase 5 before Phase 6), the
     cells the optimum figures and the boundary map draw."""
-    base = [r for r in runs if is_base_arm(r)]
+    base = [r for r in runs if r.is_base_arm]
     first: dict[tuple, str] = {}
     for r in base:
         first[r.bits, r.size] = min(first.get((r.bits, r.size), r.phase), r.phase)
@@ -69,7 +65,7 @@ def low_bit_runs(runs: list[Run], config: dict) -> list[Run]:
 
 def penalty_runs(runs: list[Run], config: dict) -> list[Run]:
     """Base arm at FP16 and at `analysis.penalty_bits`."""
-    return [r for r in runs if is_base_arm(r) and r.bits in (16, config["analysis"]["penalty_bits"])]
+    return [r for r in runs if r.is_base_arm and r.bits in (16, config["analysis"]["penalty_bits"])]
 
 
 def probed_runs(runs: list[Run], config: dict) -> list[Run]:
@@ -81,10 +77,10 @@ def robustness_runs(runs: list[Run], config: dict) -> list[Run]:
     """Every robustness arm (optimizer, schedule or length off the base arm) and the base-arm runs
     each arm cell is compared with: same bits and size, the warmdowns the arm ran, from the first
     base phase that ran any of them (as `stats.robustness` chooses)."""
-    arms = [r for r in runs if not is_base_arm(r)]
+    arms = [r for r in runs if not r.is_base_arm]
     base: dict[tuple, list[Run]] = {}
     for r in runs:
-        if is_base_arm(r):
+        if r.is_base_arm:
             base.setdefault((r.bits, r.size), []).append(r)
     levels: dict[tuple, set] = {}
     for r in arms:
