@@ -124,6 +124,7 @@ COST = {"fixed_s": 3.0, "tokens_per_s": 51200.0, "eval_tokens_per_s": 163840.0, 
 def test_estimate_from_measured_run_costs_by_hand(tmp_path):
     cfg = load_default_config()
     cfg["audit"]["device"] = "test-cpu"
+    cfg["train"]["shared_trunk"] = False  # each run a job from step 0 (trunks: tests/test_trunks.py)
     # eager CPU runs take the eager job's costs; the compiled ones would differ
     write_costs(
         tmp_path,
@@ -160,12 +161,15 @@ def test_paper_estimate_says_it_fell_back_without_a_gpu_measurement(tmp_path):
     table = grid_table(cfg, tmp_path, tmp_path / "no-benchmarks")
     assert (table["est_source"] == "audit.tokens_per_second").all()
     rates = cfg["audit"]["tokens_per_second"]
-    assert table["est_gpu_hours"].sum() == pytest.approx(sum(table["tokens"] / table["size"].map(rates)) / 3600)
+    alone = sum(table["tokens"] / table["size"].map(rates)) / 3600  # every run trained from step 0
+    assert table["est_gpu_hours_alone"].sum() == pytest.approx(alone)
+    assert table["est_gpu_hours"].sum() < 0.6 * alone  # shared trunks
     assert f"No run costs measured for `audit.device: {cfg['audit']['device']}`" in report(cfg, table)
 
 
 def test_cuda_measurement_counts_compiled_runs_by_default(tmp_path):
     cfg = paper_config()
+    cfg["train"]["shared_trunk"] = False  # each run a job from step 0 (trunks: tests/test_trunks.py)
     write_costs(tmp_path, cfg["audit"]["device"], {"15M": {"warm": COST, "cold": {**COST, "fixed_s": 60.0}}}, "cuda")
     table = grid_table(cfg, tmp_path / "results", tmp_path)
     int6 = table[(table["size"] == "15M") & (table["bits"] == 6) & (table["length_mult"] == 1)]

@@ -47,6 +47,7 @@ def touch(path, text="", mtime=None):
 def planted(tmp_path):
     """The default grid with 5 done, 1 diverged, 2 running, 2 failed runs; the rest not started."""
     cfg, results, now = load_default_config(), tmp_path / "results", time.time()
+    cfg["train"]["shared_trunk"] = False  # runs from step 0; trunks in status: tests/test_trunks.py
     runs = expand_runs(cfg)
     p2 = [r for r in runs if r.phase == "phase2"]
     int4 = next(r for r in runs if r.phase == "phase5-int4")
@@ -70,7 +71,9 @@ def planted(tmp_path):
     touch(results / "state" / adamw.id / "last.pt", "ckpt", HOURS_AGO_2)
     log_text = "".join(f"line {i}\n" for i in range(10)) + "Interrupted: stopped by signal 12 at step 50\n"
     touch(results / "logs" / "train" / f"{adamw.id}.log", log_text, HOURS_AGO_2)
-    return cfg, results, {"p2": p2, "int4": int4, "adamw": adamw}
+    unshared = tmp_path / "unshared.yaml"  # the same settings for `qatgrid status` on the command line
+    unshared.write_text("train: {shared_trunk: false}\n")
+    return cfg, results, {"p2": p2, "int4": int4, "adamw": adamw, "configfile": str(unshared)}
 
 
 def test_counts_lists_and_gpu_hours(planted):
@@ -146,7 +149,7 @@ def test_cli_text_and_json(planted, monkeypatch, capsys):
     n_phase2 = sum(run.phase == "phase2" for run in expand_runs(cfg))
     total = len(expand_runs(cfg))
     monkeypatch.chdir(REPO)
-    assert main(["--results", str(results), "--log-lines", "2"]) == 0
+    assert main(["--configfile", r["configfile"], "--results", str(results), "--log-lines", "2"]) == 0
     text = capsys.readouterr().out
     assert re.search(rf"^phase2 +{n_phase2} +5 +1 +1 +1 +{n_phase2 - 8}$", text, re.M)
     assert re.search(rf"^total +{total} +5 +1 +2 +2 +{total - 10}$", text, re.M)
@@ -161,7 +164,7 @@ def test_cli_text_and_json(planted, monkeypatch, capsys):
         text,
         re.M,
     )
-    assert main(["--results", str(results), "--json"]) == 0
+    assert main(["--configfile", r["configfile"], "--results", str(results), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
     assert s["total"]["planned"] == total and len(s["running"]) == 2 and len(s["failed"]) == 2
 
@@ -227,7 +230,7 @@ def test_eta_scales_the_audit_estimate_of_what_is_left_by_the_measured_rate(plan
     assert e["gpu_hours"] == pytest.approx(rate * sum(per_run[i] for i in left))
     assert e["wall_s"] == pytest.approx(e["gpu_hours"] * 3600 / 2)  # two runs in flight
     monkeypatch.chdir(REPO)
-    assert main(["--results", str(results)]) == 0
+    assert main(["--configfile", r["configfile"], "--results", str(results)]) == 0
     assert re.search(
         rf"^ETA: {e['gpu_hours']:.2f} GPU-hours left for {len(left)} runs \(the audit's "
         rf"{e['estimated_gpu_hours']:.2f} × {rate:.2f}, the time the 5 done runs took over their estimate\); "
@@ -243,6 +246,7 @@ def test_eta_by_hand_before_and_after_the_grid(tmp_path):
     cfg = load_default_config()
     cfg["sweeps"] = [{"phase": "p", "bits": [16], "sizes": ["0.1M"], "warmdown_fracs": [0.33, 0.5], "seeds": [0]}]
     cfg["audit"] = {"tokens_per_second": {"0.1M": 1024.0}}  # 100 steps x 8 x 128 tokens: 100 s a run
+    cfg["train"]["shared_trunk"] = False
     first, second = expand_runs(cfg)
     e = grid_status(cfg, tmp_path / "results")["eta"]
     assert (e["runs_left"], e["rate"], e["gpu_hours"], e["wall_s"]) == (2, None, pytest.approx(200 / 3600), None)
