@@ -180,6 +180,7 @@ def write_gpu_results(bench_dir, device: str) -> None:
 def test_the_audit_estimates_the_paper_grid_from_the_checks_measurements(tmp_path):
     cfg = paper_config()
     cfg["audit"]["device"] = "nvidia-h200"
+    cfg["train"]["shared_trunk"] = False  # each run a job from step 0: the per-run cost by hand
     write_gpu_results(tmp_path, "nvidia-h200")
     est = gpu_hours(cfg, tmp_path)
     per_size, train = est["per_size"], cfg["train"]
