@@ -12,8 +12,8 @@ from qatgrid.data import data_files, data_key  # noqa: E402
 from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources, merge_config_layers  # noqa: E402
 from qatgrid.plots.registry import FIGURES as FIGURE_REGISTRY, FileText, penalty_runs, probed_runs  # noqa: E402
 from qatgrid.plots.registry import settings as figure_settings  # noqa: E402
-from qatgrid.runfiles import RunFiles  # noqa: E402
-from qatgrid.trunks import TrunkFiles, plan_branches  # noqa: E402
+from qatgrid.runfiles import RunFiles, TrunkFiles  # noqa: E402
+from qatgrid.trunks import plan_branches  # noqa: E402
 
 
 def config_layers():

@@ -17,9 +17,9 @@ from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus
 from qatgrid.checkpoint import clear_state, load_checkpoint, load_state
 from qatgrid.grid import Run, expand_runs
 from qatgrid.probe import probe_checkpoint
-from qatgrid.runfiles import RunFiles
+from qatgrid.runfiles import RunFiles, TrunkFiles
 from qatgrid.train import train_run, train_trunk
-from qatgrid.trunks import TrunkFiles, plan_branches, shared_steps, trunk_name, trunk_steps
+from qatgrid.trunks import plan_branches, shared_steps, trunk_name, trunk_steps
 
 TRAIN = {
     "device": "cpu",
@@ -204,9 +204,8 @@ KILL_SCRIPT = """
 import json, sys
 from pathlib import Path
 from qatgrid.grid import Run
-from qatgrid.runfiles import RunFiles
+from qatgrid.runfiles import RunFiles, TrunkFiles
 from qatgrid.train import train_run, train_trunk
-from qatgrid.trunks import TrunkFiles
 cfg, data_dir, results, what = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
 run = Run("p", 4, "0.1M", float(sys.argv[5]), 1.0, 5)
 trunk = TrunkFiles(run.id, results)

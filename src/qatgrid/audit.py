@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .grid import bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
+from .grid import AXES, bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
 from .io import error_line, tail_lines
 from .runfiles import RunFiles
 from .sizes import size_to_number
@@ -253,18 +253,7 @@ def report(config: dict, table: pd.DataFrame) -> str:
         .drop(columns="n_params")
     )
     axes = []
-    for axis in (
-        "bits_label",
-        "size",
-        "warmdown_frac",
-        "lr_mult",
-        "seed",
-        "optimizer",
-        "schedule",
-        "length_mult",
-        "batch_size",
-        "data_seed",
-    ):
+    for axis in ("bits_label" if a == "bits" else a for a in AXES):
         for level, n in table.groupby(axis, sort=True).size().items():
             axes.append({"axis": axis.removesuffix("_label"), "level": level, "runs": n})
     mismatches = check_counts(table, expected)

@@ -26,8 +26,8 @@ import yaml
 from .grid import check_config, expand_runs, merge_config_layers
 from .io import split_traceback, tail_lines
 from .progress import hms
-from .runfiles import RunFiles
-from .trunks import TrunkFiles, plan_branches
+from .runfiles import RunFiles, TrunkFiles
+from .trunks import plan_branches
 
 COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
 AUDIT_TO_STATUS = {

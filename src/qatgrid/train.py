@@ -39,10 +39,10 @@ from .io import write_json
 from .model import GPT, ModelConfig, count_params
 from .optim import build_optimizers, ns_precision, set_step
 from .progress import Progress
-from .runfiles import RunFiles
+from .runfiles import RunFiles, TrunkFiles
 from .runtime import autocast, device_name, fast_path, resolve_device, setup_device, use_compile_cache
 from .schedule import lr_multiplier
-from .trunks import TrunkFiles, group_key, training_code_fingerprint, trunk_name
+from .trunks import group_key, training_code_fingerprint, trunk_name
 
 METRICS_SCHEMA_VERSION = 1
 CHECKPOINT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)

@@ -6,8 +6,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # training reads the data folder o
 from qatgrid.checkpoint import clear_state
 from qatgrid.grid import Run
 from qatgrid.io import exit_without_teardown, setup_logging
+from qatgrid.runfiles import TrunkFiles
 from qatgrid.train import train_trunk
-from qatgrid.trunks import TrunkFiles
 
 setup_logging(snakemake.log[0])
 run = Run(**snakemake.params.run)
