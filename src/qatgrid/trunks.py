@@ -86,9 +86,9 @@ def plan_branches(runs, train_cfg: dict) -> dict[str, Branch]:
     branches = {}
     for members in groups.values():
         check_group(members, train_cfg)
-        by_step = sorted(members, key=lambda r: (warmdown_start(total_steps(train_cfg, r), r.warmdown_frac), r.id))
-        steps = [warmdown_start(total_steps(train_cfg, r), r.warmdown_frac) for r in by_step]
-        shared = [(r, s) for r, s in zip(by_step, steps) if s > 0]
+        steps = {r.id: warmdown_start(total_steps(train_cfg, r), r.warmdown_frac) for r in members}
+        shared = sorted(((steps[r.id], r.id, r) for r in members if steps[r.id] > 0), key=lambda e: e[:2])
+        shared = [(r, step) for step, _, r in shared]
         if len(shared) < 2:
             continue
         previous, previous_step = None, 0
