@@ -30,6 +30,17 @@ def scontrol_job(job_id: str) -> dict:
     return dict(field.split("=", 1) for field in first.split() if "=" in field)
 
 
+def submitted_slurm_jobs(snakemake_log: Path) -> set[str]:
+    """SLURM job ids of the plugin's submission lines, plain and array jobs alike."""
+    text = snakemake_log.read_text(errors="replace")
+    return set(re.findall(r"submitted with SLURM jobid (\d+)", text)) | set(re.findall(r"SLURM job ID (\d+)\.", text))
+
+
+def submitted_rules(snakemake_log: Path) -> list[str]:
+    """The rule of every job block Snakemake ran on the cluster ("rule X:", not "localrule X:")."""
+    return re.findall(r"^rule (\w+):", snakemake_log.read_text(errors="replace"), flags=re.M)
+
+
 def same_table(slurm_dir: Path, local_dir: Path, name: str, cols: list[str] | None = None) -> None:
     """The cluster changes where runs execute, never what they compute: bitwise-equal tables."""
 
@@ -87,13 +98,15 @@ def check_grid(slurm_dir: Path, local_dir: Path) -> None:
         if sched.get("cuda_visible_devices") != "0":
             fail(f"{m['run_id']} saw no GPU (CUDA_VISIBLE_DEVICES): {sched}")
 
-    # 2. Job ids are in the plugin's logs: the jobs were submitted by snakemake through sbatch.
-    log_paths = [str(p.relative_to(slurm_dir)) for p in (slurm_dir / ".snakemake/slurm_logs").rglob("*.log")]
+    # 2. Every run's job was submitted by Snakemake through sbatch: its id is in Snakemake's
+    #    submission lines. (Not the plugin's log folder: it deletes the log of a job it sees
+    #    COMPLETED unless --slurm-keep-successful-logs, so which logs remain depends on timing.)
+    submitted = submitted_slurm_jobs(slurm_dir / "snakemake.log")
     for m in metrics:
         sched = m["scheduler"]
         job = sched.get("slurm_array_job_id", sched["slurm_job_id"])
-        if not any(job in p for p in log_paths):
-            fail(f"job {job} of {m['run_id']} is not in the SLURM plugin's logs: {log_paths}")
+        if job not in submitted:
+            fail(f"job {job} of {m['run_id']} is not among the jobs Snakemake submitted: {sorted(submitted)}")
 
     # 3. Small sizes were packed (several runs per GPU job, no arrays): a shared trunk and its
     #    branches form one component of the group, and pack=2 puts two components in a job. The
@@ -111,9 +124,9 @@ def check_grid(slurm_dir: Path, local_dir: Path) -> None:
     unshared = [m["run_id"] for m in metrics if not m.get("trunk") or not m.get("trunk_seconds")]
     if unshared:
         fail(f"runs that did not branch off a shared trunk: {unshared}")
-    trunk_jobs = [p for p in (slurm_dir / ".snakemake/slurm_logs").rglob("*.log") if "trunk" in str(p)]
+    trunk_jobs = submitted_rules(slurm_dir / "snakemake.log").count("trunk")
     if not trunk_jobs:
-        fail("no SLURM job of rule trunk in the plugin's logs")
+        fail("Snakemake submitted no job of rule trunk to SLURM")
 
     # 4. What SLURM says each job asked for (TresPerNode) and was given (JOB_GRES): one GPU per
     #    job, packed or not; a packed job holds one CPU per run it trains side by side.
@@ -134,7 +147,7 @@ def check_grid(slurm_dir: Path, local_dir: Path) -> None:
     same_table(slurm_dir, local_dir, "probes.csv")
 
     print(f"{len(metrics)} runs trained through SLURM off {len({m['trunk'] for m in metrics})} shared trunks "
-          f"({len(trunk_jobs)} trunk job logs), results identical to the local run")  # fmt: skip
+          f"({trunk_jobs} trunk jobs), results identical to the local run")  # fmt: skip
     for job, summary in seen.items():
         runs = [m for m in metrics if job in (m["scheduler"]["slurm_job_id"], m["scheduler"].get("slurm_array_job_id"))]
         kind = "array" if "slurm_array_job_id" in runs[0]["scheduler"] else "packed group"
