@@ -1,6 +1,7 @@
 # Shared helpers: config validation, the grid (from qatgrid.grid.expand_runs, the
 # one source of truth), and the input functions that say which runs each output needs.
 # Kept cheap: every cluster job re-parses this file, so nothing here imports torch.
+import math
 import os
 import sys
 from pathlib import Path
@@ -12,8 +13,8 @@ from qatgrid.data import data_files, data_key  # noqa: E402
 from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources, merge_config_layers  # noqa: E402
 from qatgrid.plots.registry import FIGURES as FIGURE_REGISTRY, FileText, penalty_runs, probed_runs  # noqa: E402
 from qatgrid.plots.registry import settings as figure_settings  # noqa: E402
-from qatgrid.runfiles import RunFiles, TrunkFiles  # noqa: E402
-from qatgrid.trunks import plan_branches  # noqa: E402
+from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles  # noqa: E402
+from qatgrid.trunks import TRUNK_NAME_WILDCARD, group_run_lengths, plan_branches, plan_groups  # noqa: E402
 
 
 def config_layers():
@@ -52,12 +53,17 @@ TABLES = ["runs.parquet", "runs.csv", "loss_by_warmdown.csv", "optimal_warmdown.
 
 wildcard_constraints:
     run=RUN_ID_WILDCARD,
+    trunk=TRUNK_NAME_WILDCARD,
 
 
 RUN_FILES = RunFiles("{run}")  # the training rule's file patterns
 TRUNK_FILES = TrunkFiles("{run}")  # the trunk rule's: the segment that ends at run {run}'s branch step
+GROUP_FILES = GroupFiles("{trunk}")  # train.trunk_jobs: group: the job that trains group {trunk}
 # run id -> where it branches off its group's shared trunk (none with train.shared_trunk: false)
 BRANCHES = plan_branches(RUNS.values(), config["train"]) if config["train"]["shared_trunk"] else {}
+# train.trunk_jobs: group: trunk name -> its runs in order of branch step, one job for each group
+GROUPS = plan_groups(RUNS.values(), config["train"]) if BRANCHES and config["train"]["trunk_jobs"] == "group" else {}
+GROUP_OF = {run.id: trunk for trunk, members in GROUPS.items() for run in members}
 
 
 def canonical(value):
@@ -70,9 +76,11 @@ def canonical(value):
     return value
 
 
-# Whether runs share trunks never changes a CPU result, so it is not a training parameter:
-# switching it leaves finished runs up to date.
-TRAIN_PARAMS = canonical({key: value for key, value in config["train"].items() if key != "shared_trunk"})
+# Whether runs share trunks, and in which jobs, never changes a CPU result, so neither is a
+# training parameter: switching them leaves finished runs up to date.
+TRAIN_PARAMS = canonical(
+    {key: value for key, value in config["train"].items() if key not in ("shared_trunk", "trunk_jobs")}
+)
 DATA_KEY = data_key(config["data"])
 DATA_DIR = f"results/data/{DATA_KEY}"
 
@@ -133,14 +141,27 @@ def figure_inputs(wildcards):
     return {kind: files, "template": f"workflow/report/{wildcards.name}.rst"}
 
 
+def job_run(wildcards):
+    """The run whose size sets a training job's resources: the run itself, or a group's first."""
+    return GROUPS[wildcards.trunk][0] if "trunk" in wildcards.keys() else RUNS[wildcards.run]
+
+
 def train_resources(wildcards, attempt, key):
-    return job_resources(config, RUNS[wildcards.run], attempt)[key]
+    value = job_resources(config, job_run(wildcards), attempt)[key]
+    if key == "runtime" and "trunk" in wildcards.keys():  # a group's job trains several run-lengths
+        value = math.ceil(value * group_run_lengths(GROUPS[wildcards.trunk], config["train"]))
+    return value
+
+
+def group_done(wildcards):
+    """train.trunk_jobs: group: a run's outputs wait for its group's job."""
+    return str(GroupFiles(GROUP_OF[wildcards.run]).done)
 
 
 def pack_group(wildcards):
     """Small runs share a GPU: on a cluster, `group-components: pack=K` (profiles/slurm) bundles
     K of them into one job that runs them side by side. Local runs ignore groups."""
-    return "pack" if RUNS[wildcards.run].size in config["resources"]["pack_sizes"] else None
+    return "pack" if job_run(wildcards).size in config["resources"]["pack_sizes"] else None
 
 
 def all_targets():

@@ -1,53 +1,104 @@
 # Training. With train.shared_trunk (the default), runs equal but for their warmdown branch off
-# one shared trunk (qatgrid.trunks): `trunk` trains a group's stable phase up to each member's
-# warmdown start, one segment per member, chained through the saved training states, and `train`
-# starts the member from that state. A run alone in its group trains from step 0.
+# one shared trunk (qatgrid.trunks). With train.trunk_jobs: segments (the default), `trunk` trains
+# a group's stable phase up to each member's warmdown start, one segment per member, chained
+# through the saved training states, and `train` starts the member from that state. A run alone
+# in its group trains from step 0. With train.trunk_jobs: group, `train_group` trains a whole
+# group (its segments and runs) in one job, and `run_outputs` moves each run's outputs in place.
+
+if GROUPS:
+
+    rule train_group:
+        input:
+            meta=f"{DATA_DIR}/meta.json",
+        output:
+            # What the runs' own jobs wait for; their outputs are staged beside it.
+            done=temp(str(GROUP_FILES.done)),
+        params:
+            members=lambda wildcards: [run.as_dict() for run in GROUPS[wildcards.trunk]],
+            train=TRAIN_PARAMS,
+            logging=canonical(config.get("logging", {})),
+        threads: lambda wildcards: train_resources(wildcards, 1, "threads")
+        group:
+            pack_group
+        resources:
+            runtime=lambda wildcards, attempt: train_resources(wildcards, attempt, "runtime"),
+            mem_mb=lambda wildcards, attempt: train_resources(wildcards, attempt, "mem_mb"),
+        conda:
+            "../envs/train.yaml"
+        log:
+            str(GROUP_FILES.log),
+        script:
+            "../workflow/scripts/train_group.py"
+
+    rule run_outputs:
+        input:
+            group_done,
+        output:
+            **RUN_FILES.outputs(),
+        params:
+            # Where the group's job left the outputs.
+            staged=lambda wildcards: GroupFiles(GROUP_OF[wildcards.run]).member(wildcards.run).outputs(),
+            # The run's training parameters, as rule `train` has them: a change reruns the run.
+            run=lambda wildcards: RUNS[wildcards.run].as_dict(),
+            train=TRAIN_PARAMS,
+            logging=canonical(config.get("logging", {})),
+        localrule: True
+        conda:
+            "../envs/train.yaml"
+        log:
+            str(RUN_FILES.moved_log),
+        # Renames on one file system, metrics last: atomic, and no interpreter to start.
+        shell:
+            "(mv {params.staged[ckpt_prewarmdown]} {output.ckpt_prewarmdown} && "
+            "mv {params.staged[ckpt_final]} {output.ckpt_final} && mv {params.staged[probe]} {output.probe} && "
+            "mv {params.staged[metrics]} {output.metrics}) 2> {log}"
+
+else:
+
+    rule trunk:
+        input:
+            unpack(trunk_inputs),
+        output:
+            # The state at a branch step is needed only until its member and the next segment started
+            # from it: Snakemake deletes it then (a 100M model's state is ~1 GB).
+            state=temp(str(TRUNK_FILES.branch_state)),
+            checksum=temp(str(TRUNK_FILES.branch_checksum)),
+        params:
+            run=lambda wildcards: RUNS[wildcards.run].as_dict(),
+            step=lambda wildcards: BRANCHES[wildcards.run].step,
+            train=TRAIN_PARAMS,
+        threads: lambda wildcards: train_resources(wildcards, 1, "threads")
+        group:
+            pack_group
+        resources:
+            runtime=lambda wildcards, attempt: train_resources(wildcards, attempt, "runtime"),
+            mem_mb=lambda wildcards, attempt: train_resources(wildcards, attempt, "mem_mb"),
+        conda:
+            "../envs/train.yaml"
+        log:
+            str(TRUNK_FILES.log),
+        script:
+            "../workflow/scripts/trunk.py"
 
 
-rule trunk:
-    input:
-        unpack(trunk_inputs),
-    output:
-        # The state at a branch step is needed only until its member and the next segment started
-        # from it: Snakemake deletes it then (a 100M model's state is ~1 GB).
-        state=temp(str(TRUNK_FILES.branch_state)),
-        checksum=temp(str(TRUNK_FILES.branch_checksum)),
-    params:
-        run=lambda wildcards: RUNS[wildcards.run].as_dict(),
-        step=lambda wildcards: BRANCHES[wildcards.run].step,
-        train=TRAIN_PARAMS,
-    threads: lambda wildcards: train_resources(wildcards, 1, "threads")
-    group:
-        pack_group
-    resources:
-        runtime=lambda wildcards, attempt: train_resources(wildcards, attempt, "runtime"),
-        mem_mb=lambda wildcards, attempt: train_resources(wildcards, attempt, "mem_mb"),
-    conda:
-        "../envs/train.yaml"
-    log:
-        str(TRUNK_FILES.log),
-    script:
-        "../workflow/scripts/trunk.py"
-
-
-rule train:
-    input:
-        unpack(train_inputs),
-    output:
-        **RUN_FILES.outputs(),
-    params:
-        run=lambda wildcards: RUNS[wildcards.run].as_dict(),
-        train=TRAIN_PARAMS,
-        logging=canonical(config.get("logging", {})),
-    threads: lambda wildcards: train_resources(wildcards, 1, "threads")
-    group:
-        pack_group
-    resources:
-        runtime=lambda wildcards, attempt: train_resources(wildcards, attempt, "runtime"),
-        mem_mb=lambda wildcards, attempt: train_resources(wildcards, attempt, "mem_mb"),
-    conda:
-        "../envs/train.yaml"
-    log:
-        str(RUN_FILES.log),
-    script:
-        "../workflow/scripts/train.py"
+    rule train:
+        input:
+            unpack(train_inputs),
+        output:
+            **RUN_FILES.outputs(),
+        params:
+            run=lambda wildcards: RUNS[wildcards.run].as_dict(),
+            train=TRAIN_PARAMS,
+            logging=canonical(config.get("logging", {})),
+        threads: lambda wildcards: train_resources(wildcards, 1, "threads")
+        group:
+            pack_group
+        resources:
+            runtime=lambda wildcards, attempt: train_resources(wildcards, attempt, "runtime"),
+            mem_mb=lambda wildcards, attempt: train_resources(wildcards, attempt, "mem_mb"),
+        conda:
+            "../envs/train.yaml"
+        log:
+            str(RUN_FILES.log),
+        script:
+            "../workflow/scripts/train.py"

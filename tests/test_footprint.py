@@ -26,3 +26,18 @@ def test_hand_computed_footprint():
     grid = t.loc["whole grid (projected)"]
     assert grid["energy_kwh"] == pytest.approx(840.0) and grid["carbon_kg_grid"] == pytest.approx(110.88)
     assert grid["runs"] == 1345
+
+
+def test_a_shared_trunk_counts_once():
+    """Two runs branched off one trunk at 1,000 and 2,000 s (wall_seconds include the trunk up to
+    each branch step), one trained alone: 1,500 + 500 own seconds, the trunk's 2,000 once, 900 alone."""
+    runs = pd.DataFrame(
+        {
+            "device_name": ["cpu"] * 3,
+            "wall_seconds": [2500.0, 2500.0, 900.0],
+            "trunk": ["p/int6/0.1M/trunk/lr1x/muon-linear-x1/seed0"] * 2 + [None],
+            "trunk_seconds": [1000.0, 2000.0, 0.0],
+        }
+    )
+    t = footprint_table(runs, planned_hours=1.0, planned_runs=3, cfg=PAPER).set_index("scope")
+    assert t.loc["done on cpu", "device_hours"] == pytest.approx((1500 + 500 + 2000 + 900) / 3600)

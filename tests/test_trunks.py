@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,9 +18,9 @@ from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus
 from qatgrid.checkpoint import clear_state, load_checkpoint, load_state
 from qatgrid.grid import Run, expand_runs
 from qatgrid.probe import probe_checkpoint
-from qatgrid.runfiles import RunFiles, TrunkFiles
-from qatgrid.train import train_run, train_trunk
-from qatgrid.trunks import plan_branches, shared_steps, trunk_name, trunk_steps
+from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles
+from qatgrid.train import train_group, train_run, train_trunk
+from qatgrid.trunks import group_run_lengths, plan_branches, plan_groups, shared_steps, trunk_name, trunk_steps
 
 TRAIN = {
     "device": "cpu",
@@ -116,6 +117,69 @@ def test_branched_runs_are_bitwise_the_runs_trained_alone(name, data_dir, tmp_pa
         steps[r.id] = json.loads(RunFiles(r.id, tmp_path / "alone").metrics.read_text())["steps"]
         assert own[r.id] == steps[r.id] - branches[r.id].start[1]
     assert sum(own.values()) + sum(trunk_steps(branches).values()) < sum(steps.values())
+
+
+def move_staged(run_id: str, group: GroupFiles) -> None:
+    """What rule run_outputs does: rename the run's staged outputs into place, metrics last."""
+    staged_files, final_files = group.member(run_id).outputs(), RunFiles(run_id, group.results).outputs()
+    for staged, final in zip(staged_files.values(), final_files.values()):
+        Path(final).parent.mkdir(parents=True, exist_ok=True)
+        Path(staged).replace(final)
+
+
+def train_in_group_jobs(runs, data_dir, results, train=TRAIN) -> dict[str, list[str]]:
+    """As the workflow runs them with train.trunk_jobs: group: one job per group, then each
+    member's own job moves its staged outputs in place. Returns each group's trained members."""
+    trained = {}
+    for trunk, members in plan_groups(runs, train).items():
+        group = GroupFiles(trunk, results)
+        trained[trunk] = train_group(members, plan_branches(members, train), {"train": train}, data_dir, group)
+        for run in members:
+            move_staged(run.id, group)
+    return trained
+
+
+@pytest.mark.parametrize("name", ["muon-linear-int6", "int8-and-int2-lr"])
+def test_one_job_per_group_gives_bitwise_the_runs_trained_alone(name, data_dir, tmp_path):
+    runs = GROUPS[name]
+    train_alone(runs, data_dir, tmp_path / "alone")
+    trained = train_in_group_jobs(runs, data_dir, tmp_path / "grouped")
+    assert sorted(trained) == sorted({trunk_name(r) for r in runs})
+    assert sorted(i for ids in trained.values() for i in ids) == sorted(r.id for r in runs)
+    for run in runs:
+        grouped = RunFiles(run.id, tmp_path / "grouped")
+        assert_same_outputs(RunFiles(run.id, tmp_path / "alone"), grouped)
+        assert json.loads(grouped.metrics.read_text())["trunk"] == trunk_name(run)
+        assert not TrunkFiles(run.id, tmp_path / "grouped").branch_state.exists()  # removed once used
+        assert not list(RunFiles(run.id, tmp_path / "grouped").state_dir.glob("*.pt"))
+    for trunk in trained:
+        done = json.loads(GroupFiles(trunk, tmp_path / "grouped").done.read_text())
+        assert done["members"] == [r.id for r in plan_groups(runs, TRAIN)[trunk]]
+    # Runs in branch order; the job trains (1 - min w) + sum w run-lengths: 0.9 + 0.85 here.
+    order = [r.warmdown_frac for r in plan_groups(runs, TRAIN)[trunk_name(runs[0])]]
+    assert order == sorted(order, reverse=True)
+    if name == "muon-linear-int6":
+        assert group_run_lengths(runs, TRAIN) == pytest.approx((24 - 12 + 24 - 18 + 24) / 24)
+
+
+def test_a_group_job_retrains_only_what_is_missing(data_dir, tmp_path):
+    """A member whose outputs are in place is not trained again, and the trunk only as far as the
+    members still to train need it; results stay bitwise those of runs trained alone."""
+    runs = GROUPS["muon-linear-int6"]
+    results = tmp_path / "grouped"
+    train_in_group_jobs(runs, data_dir, results)
+    train_alone(runs, data_dir, tmp_path / "alone")
+    trunk = trunk_name(runs[0])
+    members = plan_groups(runs, TRAIN)[trunk]
+    for run in (members[0], members[-1]):  # the first-branching member (wd50) and the last (wd10) lost
+        for path in RunFiles(run.id, results).outputs().values():
+            Path(path).unlink()
+    group = GroupFiles(trunk, results)
+    trained = train_group(members, plan_branches(members, TRAIN), {"train": TRAIN}, data_dir, group)
+    assert trained == [members[0].id, members[-1].id]
+    for run in (members[0], members[-1]):
+        move_staged(run.id, group)
+        assert_same_outputs(RunFiles(run.id, tmp_path / "alone"), RunFiles(run.id, results))
 
 
 def test_branch_starts_at_the_members_warmdown_start(data_dir, tmp_path, caplog):
@@ -319,19 +383,32 @@ def test_status_shows_a_trunk_in_flight(tmp_path):
     assert f"Shared trunks running (1):\n  {b.trunk}  step {b.previous_step + 1}, segment" in format_status(s)
 
 
-def test_the_switch_plans_trunks_or_none(tmp_path):
-    """Dry-runs of the default grid: with shared trunks, one trunk segment job per run but the
-    last of each group; with train.shared_trunk: false, none. The training jobs are the runs."""
+def test_the_switches_plan_group_jobs_segments_or_none(tmp_path):
+    """Dry-runs of the default grid. train.trunk_jobs: group (the default config's): one training
+    job per group and a local job per run that moves its outputs in place; segments: one trunk
+    segment job per run but the last of each group, and a training job per run;
+    train.shared_trunk: false: a training job per run and nothing else."""
     import re
 
     from conftest import load_default_config, snakemake, workflow_copy
 
     wf = workflow_copy(tmp_path)
+    (wf / "segments.yaml").write_text("train: {trunk_jobs: segments}\n")
     (wf / "off.yaml").write_text("train: {shared_trunk: false}\n")
     cfg = load_default_config()
-    branches = plan_branches(expand_runs(cfg), cfg["train"])
-    for args, trunks in (((), sum(b.segment for b in branches.values())), (("--configfile", "off.yaml"), 0)):
+    runs = expand_runs(cfg)
+    branches = plan_branches(runs, cfg["train"])
+    segments = sum(b.segment for b in branches.values())
+    expected = {
+        (): {"train_group": len(plan_groups(runs, cfg["train"])), "run_outputs": len(runs)},
+        ("--configfile", "segments.yaml"): {"train": len(runs), "trunk": segments},
+        ("--configfile", "off.yaml"): {"train": len(runs)},
+    }
+    for args, counts in expected.items():
         out = snakemake(wf, "-n", "--quiet", "rules", *args).stdout
         jobs = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
-        assert (jobs.get("train"), jobs.get("trunk", 0)) == (len(expand_runs(cfg)), trunks)
-    assert sum(b.segment for b in branches.values()) == 51  # 86 runs in 35 groups, 27 of them shared
+        assert {rule: jobs.get(rule, 0) for rule in ("train_group", "run_outputs", "train", "trunk")} == {
+            "train_group": 0, "run_outputs": 0, "train": 0, "trunk": 0, **counts
+        }, args  # fmt: skip
+    assert cfg["train"]["trunk_jobs"] == "group" and len(plan_groups(runs, cfg["train"])) == 35
+    assert segments == 51  # 86 runs in 35 groups, 27 of them shared

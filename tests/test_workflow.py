@@ -32,7 +32,8 @@ def planned_outputs(wf, *args) -> set[str]:
 def test_dry_run_plans_one_train_job_per_grid_run(wf):
     jobs = planned_jobs(wf)
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    assert jobs["train"] == len(expand_runs(config)) == 86
+    # train.trunk_jobs: group: a training job per shared trunk (or lone run), a local job per run
+    assert jobs["run_outputs"] == len(expand_runs(config)) == 86 and jobs["train_group"] == 35
     assert "probe" not in jobs  # the training job writes each run's probe
     assert jobs["tokens"] == 1 and "tokenizer" not in jobs  # one pass over the corpus
 
@@ -43,9 +44,9 @@ def test_benchmark_grids_plan_the_runs_they_declare(wf, name):
     config checks on top of config/config.yaml, and plan exactly the runs its audit block declares."""
     override = yaml.safe_load((REPO / "benchmarks" / "configs" / name).read_text())
     jobs = planned_jobs(wf, "--configfile", str(REPO / "benchmarks" / "configs" / name))
-    assert jobs["train"] == override["audit"]["expected_runs"]["total"]
+    assert jobs["run_outputs"] == override["audit"]["expected_runs"]["total"]  # one per run (trunk_jobs: group)
     merged = {**yaml.safe_load((REPO / "config" / "config.yaml").read_text()), "sweeps": override["sweeps"]}
-    assert len(expand_runs(merged)) == jobs["train"]
+    assert len(expand_runs(merged)) == jobs["run_outputs"]
 
 
 def test_one_figure_needs_a_strict_subset(wf):

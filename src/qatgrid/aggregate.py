@@ -36,7 +36,9 @@ RUN_COLUMNS = [
 ]
 # Added with the batch-size and data-order axes; metrics written before them lack these, and
 # such runs trained at train.batch_size (unknown here: left empty) with batches ordered by `seed`.
-OPTIONAL_COLUMNS = ["batch_size", "data_seed"]
+# Added with shared trunks (qatgrid.trunks): the trunk a run branched off (empty: trained alone)
+# and the seconds of that trunk its wall_seconds include.
+OPTIONAL_COLUMNS = ["batch_size", "data_seed", "trunk", "trunk_seconds"]
 
 
 def load_runs(metric_paths: list[str]) -> pd.DataFrame:
@@ -49,6 +51,7 @@ def load_runs(metric_paths: list[str]) -> pd.DataFrame:
         rows.append(
             {c: m[c] for c in RUN_COLUMNS}
             | {"batch_size": m.get("batch_size"), "data_seed": m.get("data_seed", m["seed"])}
+            | {"trunk": m.get("trunk"), "trunk_seconds": float(m.get("trunk_seconds") or 0.0)}
         )
     df = pd.DataFrame(rows, columns=RUN_COLUMNS + OPTIONAL_COLUMNS)
     return df.astype({"final_val_loss": float, "final_val_bpb": float, "diverged": bool})

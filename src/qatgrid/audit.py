@@ -30,7 +30,7 @@ from .grid import AXES, bits_label, expand_runs, run_batch_size, run_data_seed, 
 from .io import error_line, tail_lines
 from .runfiles import RunFiles
 from .sizes import size_to_number
-from .trunks import plan_branches
+from .trunks import plan_branches, plan_groups
 
 STATUSES = ("done", "diverged", "partial", "failed", "missing")
 BENCH_DIR = "benchmarks/results"
@@ -143,6 +143,12 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
     hours = cost_model(config, bench_dir)
     runs = expand_runs(config)
     branches = plan_branches(runs, train) if train.get("shared_trunk", True) else {}
+    # train.trunk_jobs: group: one job per group, counted on its first member
+    group_jobs = (
+        {members[0].id for members in plan_groups(runs, train).values()}
+        if branches and train.get("trunk_jobs", "segments") == "group"
+        else None
+    )
     rows, shapes = [], set()
     for run in runs:
         steps, tokens = total_steps(train, run), total_tokens(train, run)
@@ -174,7 +180,9 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
                 "branch_step": branch.step if branch else 0,
                 "own_steps": steps - branch.start[1] if branch else steps,
                 "trunk_steps": branch.step - branch.previous_step if branch and branch.segment else 0,
-                "jobs": 2 if branch and branch.segment else 1,
+                "jobs": (
+                    int(run.id in group_jobs) if group_jobs is not None else 2 if branch and branch.segment else 1
+                ),
                 "est_gpu_hours": est,
                 "est_gpu_hours_alone": alone,
                 "est_source": source,
@@ -317,7 +325,8 @@ def sharing_note(config: dict, table: pd.DataFrame) -> str:
         f"Shared trunks: {trunks} trunks serve {table['trunk'].notna().sum()} runs; estimated "
         f"{shared:.4g} GPU-hours against {alone:.4g} with every run trained alone "
         f"({shared / alone:.2f}x); {steps_shared:,} optimiser steps against {steps_alone:,} "
-        f"({steps_shared / steps_alone:.2f}x); {table['jobs'].sum():,} training jobs (trunk segments and runs) "
+        f"({steps_shared / steps_alone:.2f}x); {table['jobs'].sum():,} training jobs "
+        f"({'one per group' if config['train'].get('trunk_jobs') == 'group' else 'trunk segments and runs'}) "
         f"against {len(table):,}."
     )
 

@@ -38,6 +38,7 @@ class TrainConfig:
     hold_tokens: bool = TRAIN_DEFAULTS["hold_tokens"]
     lr_batch_rule: str = TRAIN_DEFAULTS["lr_batch_rule"]
     shared_trunk: bool = True
+    trunk_jobs: str = TRAIN_DEFAULTS["trunk_jobs"]  # segments | group
     batches: str = TRAIN_DEFAULTS["batches"]  # stream | random
     stream_spans: int = TRAIN_DEFAULTS["stream_spans"]
     # not in `train`: logging.tensorboard and the top-level compile_cache

@@ -27,10 +27,20 @@ def footprint_row(scope: str, device_hours: float, runs: int, cfg: dict) -> dict
     }
 
 
+def device_seconds(runs: pd.DataFrame) -> float:
+    """Seconds the runs held a device. A branched run's wall_seconds include its shared trunk's
+    (trunk_seconds, up to its branch step): each trunk counts once, for as far as it was trained."""
+    if "trunk" not in runs or runs["trunk"].isna().all():
+        return float(runs["wall_seconds"].sum())
+    shared = runs["trunk"].notna()
+    own = (runs["wall_seconds"] - runs["trunk_seconds"].where(shared, 0.0)).sum()
+    return float(own + runs[shared].groupby("trunk")["trunk_seconds"].max().sum())
+
+
 def footprint_table(runs: pd.DataFrame, planned_hours: float, planned_runs: int, cfg: dict) -> pd.DataFrame:
-    """Rows: runs done (measured wall time, per device) and the whole grid (projected)."""
+    """Rows: runs done (measured device time, per device) and the whole grid (projected)."""
     rows = [
-        footprint_row(f"done on {device}", g["wall_seconds"].sum() / 3600, len(g), cfg)
+        footprint_row(f"done on {device}", device_seconds(g) / 3600, len(g), cfg)
         for device, g in runs.groupby("device_name")
     ]
     rows.append(footprint_row("whole grid (projected)", planned_hours, planned_runs, cfg))

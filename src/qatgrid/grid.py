@@ -54,7 +54,13 @@ SWEEP_DEFAULTS = {
 SUPPORTED_BITS = (16, 8, 6, 4, 3, 2, 1)
 BITS_BY_NAME = {"fp16": 16, "ternary": 1, **{f"int{b}": b for b in (8, 6, 4, 3, 2)}}
 LR_BATCH_RULES = {"hold": 0.0, "sqrt": 0.5, "linear": 1.0}  # lr x (batch / train.batch_size) ** exponent
-TRAIN_DEFAULTS = {"hold_tokens": True, "lr_batch_rule": "sqrt", "batches": "stream", "stream_spans": 1}
+TRAIN_DEFAULTS = {
+    "hold_tokens": True,
+    "lr_batch_rule": "sqrt",
+    "batches": "stream",
+    "stream_spans": 1,
+    "trunk_jobs": "segments",
+}
 # The base arm: the runs the boundary, penalty and robustness analyses compare against. Phase 5's
 # other arms change one of these axes.
 BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}

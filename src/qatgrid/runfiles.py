@@ -12,6 +12,12 @@ module; nothing else spells a run's path. Torch-free and cheap: the Snakefile im
                                and the curve of the trunk segment that ends there; that segment's
                                resumable state in results/state/trunks/<run_id>/, its log in
                                results/logs/trunks/<run_id>.log
+    results/trunks/<trunk>/    with train.trunk_jobs: group, the job that trains a whole group
+                               (<trunk>: a member's id with its warmdown level replaced by
+                               "trunk"): done.json when it has finished, and staged/<run_id>/,
+                               where it writes each member's declared outputs; the member's
+                               own (local) job moves them into results/runs/<run_id>/. Its log
+                               is results/logs/groups/<trunk>.log
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from pathlib import Path
 
 CURVE_FILE = "curve.jsonl"
 STATE_FILE = "last.pt"
+OUTPUT_NAMES = ("ckpt_prewarmdown", "ckpt_final", "probe", "metrics")  # metrics last: its presence means done
 PREVIOUS_STATE_FILE = "prev.pt"
 
 
@@ -46,27 +53,34 @@ class Located:
 
 @dataclass(frozen=True)
 class RunFiles(Located):
-    """Every file of run `run_id`."""
+    """Every file of run `run_id`. With `staged`, the declared outputs (metrics, checkpoints,
+    probe) are written there instead, for the run's own job to move into out_dir (GroupFiles)."""
+
+    staged: Path | None = None
 
     @property
     def out_dir(self) -> Path:
         return self.results / "runs" / self.run_id
 
     @property
+    def outputs_dir(self) -> Path:
+        return Path(self.staged) if self.staged is not None else self.out_dir
+
+    @property
     def metrics(self) -> Path:
-        return self.out_dir / "metrics.json"
+        return self.outputs_dir / "metrics.json"
 
     @property
     def ckpt_prewarmdown(self) -> Path:
-        return self.out_dir / "ckpt_prewarmdown.pt"
+        return self.outputs_dir / "ckpt_prewarmdown.pt"
 
     @property
     def ckpt_final(self) -> Path:
-        return self.out_dir / "ckpt_final.pt"
+        return self.outputs_dir / "ckpt_final.pt"
 
     @property
     def probe(self) -> Path:
-        return self.out_dir / "probe.json"
+        return self.outputs_dir / "probe.json"
 
     @property
     def curve(self) -> Path:
@@ -84,10 +98,14 @@ class RunFiles(Located):
     def log(self) -> Path:
         return self.results / "logs" / "train" / f"{self.run_id}.log"
 
+    @property
+    def moved_log(self) -> Path:
+        """train.trunk_jobs: group: the log of the job that moves the run's outputs in place."""
+        return self.results / "logs" / "outputs" / f"{self.run_id}.log"
+
     def outputs(self) -> dict[str, str]:
         """The training rule's declared outputs, by name."""
-        names = ("metrics", "ckpt_prewarmdown", "ckpt_final", "probe")
-        return {name: str(getattr(self, name)) for name in names}
+        return {name: str(getattr(self, name)) for name in OUTPUT_NAMES}
 
 
 @dataclass(frozen=True)
@@ -118,3 +136,31 @@ class TrunkFiles(Located):
     @property
     def log(self) -> Path:
         return self.results / "logs" / "trunks" / f"{self.run_id}.log"
+
+
+@dataclass(frozen=True)
+class GroupFiles:
+    """The files of the job that trains the whole group `trunk` (train.trunk_jobs: group)."""
+
+    trunk: str
+    results: Path = Path("results")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "results", Path(self.results))
+
+    @property
+    def out_dir(self) -> Path:
+        return self.results / "trunks" / self.trunk
+
+    @property
+    def done(self) -> Path:
+        """Written last, listing the members trained: what the members' own jobs wait for."""
+        return self.out_dir / "done.json"
+
+    def member(self, run_id: str) -> RunFiles:
+        """A member's files as the group job writes them: declared outputs staged here."""
+        return RunFiles(run_id, self.results, staged=self.out_dir / "staged" / run_id)
+
+    @property
+    def log(self) -> Path:
+        return self.results / "logs" / "groups" / f"{self.trunk}.log"

@@ -26,8 +26,8 @@ import yaml
 from .grid import check_config, expand_runs, merge_config_layers
 from .io import split_traceback, tail_lines
 from .progress import hms
-from .runfiles import RunFiles, TrunkFiles
-from .trunks import plan_branches
+from .runfiles import GroupFiles, RunFiles, TrunkFiles
+from .trunks import plan_branches, trunk_name
 
 COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
 AUDIT_TO_STATUS = {
@@ -128,7 +128,9 @@ def grid_status(
                 running.append(entry)
             else:
                 entry["checkpoint"] = files.state.exists()
-                entry["log"] = str(files.log)
+                # train.trunk_jobs: group: the run trained inside its group's job, whose log it shares
+                grouped = config["train"].get("shared_trunk", True) and config["train"].get("trunk_jobs") == "group"
+                entry["log"] = str(GroupFiles(trunk_name(run), results).log if grouped else files.log)
                 # the exception that ended its last attempt, if one did, and the log lines before it
                 before, entry["error"] = split_traceback(tail_lines(Path(entry["log"])))
                 entry["log_tail"] = before[-log_lines:] if log_lines > 0 else []

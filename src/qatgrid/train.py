@@ -29,7 +29,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import load_checkpoint, load_state, model_state, save_checkpoint, save_state, save_weights
+from .checkpoint import (
+    clear_state,
+    load_checkpoint,
+    load_state,
+    model_state,
+    save_checkpoint,
+    save_state,
+    save_weights,
+    sidecar,
+)
 from .config import RunPlan, TrainConfig
 from .data import load_data
 from .data.bpb import bits_per_byte
@@ -38,11 +47,12 @@ from .grid import Run
 from .io import write_json
 from .model import GPT, ModelConfig, count_params
 from .optim import build_optimizers, ns_precision, set_step
+from .probe import probe_checkpoint
 from .progress import Progress
-from .runfiles import RunFiles, TrunkFiles
+from .runfiles import GroupFiles, RunFiles, TrunkFiles
 from .runtime import autocast, device_name, fast_path, resolve_device, setup_device, use_compile_cache
 from .schedule import lr_multiplier
-from .trunks import group_key, training_code_fingerprint, trunk_name
+from .trunks import Branch, group_key, training_code_fingerprint, trunk_name
 
 METRICS_SCHEMA_VERSION = 1
 CHECKPOINT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
@@ -450,3 +460,43 @@ def train_trunk(
         finally:
             progress.close()
     save_checkpoint(trunk.branch_state, t.state())
+
+
+def train_group(
+    members: list[Run], branches: dict[str, Branch], cfg: dict | TrainConfig, data_dir: str, group: GroupFiles,
+    threads: int = 1,
+) -> list[str]:  # fmt: skip
+    """Train a whole group in this process (train.trunk_jobs: group): in order of branch step,
+    each trunk segment, then each member from its branch state, exactly as the segment and run
+    jobs of train.trunk_jobs: segments would, with one process start for all. Members' declared
+    outputs go to group.member(id).staged. A member whose outputs are staged or in place is not
+    trained again, and the trunk only as far as a member still to train needs it; an interrupted
+    job resumes with the segment or member in flight. Returns the ids of the members trained."""
+    tc = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_config(cfg)
+    results = group.results
+
+    def finished(run: Run) -> bool:
+        staged = group.member(run.id)
+        return RunFiles(run.id, results).metrics.exists() or all(Path(p).exists() for p in staged.outputs().values())
+
+    todo = [run for run in members if not finished(run)]
+    needed_until = max((branches[r.id].start[1] for r in todo if r.id in branches), default=0)
+    for run in members:
+        branch = branches.get(run.id)
+        segment = TrunkFiles(run.id, results)
+        if branch is not None and branch.segment and branch.step <= needed_until and not segment.branch_state.exists():
+            previous = TrunkFiles(branch.previous, results).branch_state if branch.previous else None
+            train_trunk(run, tc, data_dir, segment, branch.step, previous, threads)
+            clear_state(segment.state_dir)
+        if run in todo:
+            files = group.member(run.id)
+            start = TrunkFiles(branch.start[0], results).branch_state if branch is not None else None
+            train_run(run, tc, data_dir, files, threads, branch=start)
+            write_json(files.probe, probe_checkpoint(files.ckpt_prewarmdown))
+            clear_state(files.state_dir)
+    for run in members:  # every member is trained: the branch states are no longer needed
+        state = TrunkFiles(run.id, results).branch_state
+        for path in (state, sidecar(state)):
+            path.unlink(missing_ok=True)
+    write_json(group.done, {"trunk": group.trunk, "members": [r.id for r in members], "trained": [r.id for r in todo]})
+    return [r.id for r in todo]

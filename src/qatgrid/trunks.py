@@ -19,6 +19,11 @@ Cost in run-lengths of a group with warmdowns w_i: (1 - min w) + sum w_i, agains
 alone; the last member's result comes one run-length (plus a job start per segment) after
 the first segment starts.
 
+With `train.trunk_jobs: group` one job trains a whole group instead: each segment, then each
+member's warmdown from its branch state, in one process (plan_groups). Same steps and results,
+one job start per group instead of one per segment and run; the last member's result comes after
+(1 - min w) + sum w_i run-lengths.
+
 Torch-free: the Snakefile plans trunks when it parses.
 """
 
@@ -28,11 +33,13 @@ import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .grid import Run, lr_batch_factor, run_batch_size, run_data_seed, total_steps
+from .grid import RUN_ID_WILDCARD, Run, lr_batch_factor, run_batch_size, run_data_seed, total_steps
 from .schedule import warmdown_start
 
 PACKAGE = Path(__file__).resolve().parent
 # Modules that never change what training computes: editing them keeps trunk states valid.
+# A trunk's name is a member's run id with the warmdown level replaced by "trunk" (trunk_name).
+TRUNK_NAME_WILDCARD = RUN_ID_WILDCARD.replace("/wd[0-9.]+/", "/trunk/")
 NOT_TRAINING = ("plots", "stats.py", "aggregate.py", "audit.py", "status.py", "cli.py", "footprint.py", "probe.py")
 
 
@@ -99,6 +106,20 @@ def plan_branches(runs, train_cfg: dict) -> dict[str, Branch]:
     return branches
 
 
+def plan_groups(runs, train_cfg: dict) -> dict[str, list[Run]]:
+    """trunk name -> the runs of its group in order of branch step (a run alone in its group
+    included): what one job of `train.trunk_jobs: group` trains."""
+    groups: dict[Run, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(group_key(run), []).append(run)
+    plan = {}
+    for members in groups.values():
+        check_group(members, train_cfg)
+        ordered = sorted(members, key=lambda r: (warmdown_start(total_steps(train_cfg, r), r.warmdown_frac), r.id))
+        plan[trunk_name(ordered[0])] = ordered
+    return plan
+
+
 def check_group(members: list[Run], train_cfg: dict) -> None:
     """Members of a group must agree on everything that shapes the trunk (by construction they
     do; a change to the step arithmetic that broke it would otherwise branch from a wrong state)."""
@@ -124,3 +145,11 @@ def shared_steps(runs, train_cfg: dict, branches: dict[str, Branch]) -> dict[str
 def trunk_steps(branches: dict[str, Branch]) -> dict[str, int]:
     """Optimiser steps of each trunk segment (keyed by the member whose branch step ends it)."""
     return {b.run_id: b.step - b.previous_step for b in branches.values() if b.segment}
+
+
+def group_run_lengths(members: list[Run], train_cfg: dict) -> float:
+    """What one job of train.trunk_jobs: group trains, in lengths of one member's run: its trunk
+    once plus every member's own part ((1 - min w) + sum w for warmdowns w)."""
+    branches = plan_branches(members, train_cfg)
+    steps = sum(shared_steps(members, train_cfg, branches).values()) + sum(trunk_steps(branches).values())
+    return steps / total_steps(train_cfg, members[0])

@@ -1,0 +1,23 @@
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # training reads the data folder only, never the hub
+
+from qatgrid.grid import Run
+from qatgrid.io import exit_without_teardown, setup_logging
+from qatgrid.runfiles import GroupFiles
+from qatgrid.train import train_group
+from qatgrid.trunks import plan_branches
+
+setup_logging(snakemake.log[0])
+members = [Run(**run) for run in snakemake.params.members]
+cfg = {
+    "train": snakemake.params.train,
+    "logging": snakemake.params.logging,
+    "compile_cache": snakemake.config["compile_cache"],
+}
+# The same branch points as the segment jobs of train.trunk_jobs: segments (qatgrid.trunks).
+branches = plan_branches(members, snakemake.params.train)
+group = GroupFiles(snakemake.wildcards.trunk)  # the rule's output is group.done (rules/train.smk)
+train_group(members, branches, cfg, str(Path(snakemake.input.meta).parent), group, threads=snakemake.threads)
+exit_without_teardown()
