@@ -317,6 +317,60 @@ def test_sigkill_mid_trunk_or_mid_branch_then_rerun_is_bitwise_identical(what, d
     assert_same_outputs(RunFiles(run.id, tmp_path / "alone"), RunFiles(run.id, results))
 
 
+GROUP_KILL_SCRIPT = """
+import json, sys
+from pathlib import Path
+from qatgrid.grid import Run
+from qatgrid.runfiles import GroupFiles
+from qatgrid.train import train_group
+from qatgrid.trunks import plan_branches, trunk_name
+cfg, data_dir, results = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+members = [Run("p", 4, "0.1M", 0.5, 1.0, 5), Run("p", 4, "0.1M", 0.1, 1.0, 5)]
+group = GroupFiles(trunk_name(members[0]), results)
+trained = train_group(members, plan_branches(members, cfg), {"train": cfg}, data_dir, group)
+print(json.dumps(trained))
+"""
+
+
+@pytest.mark.parametrize("where", ["segment", "first member", "last member"])
+def test_sigkill_mid_group_job_then_rerun_is_bitwise_identical(where, data_dir, tmp_path):
+    """A group job (wd50 and wd10 of 60-step runs: the segment to step 30, wd50's warmdown from its
+    state, then wd10 on from the same state) SIGKILLed at a random step of one of its parts; the
+    rerun resumes that part from its last checkpoint, keeps what was finished, and both runs are
+    bitwise those trained alone."""
+    cfg = {**TRAIN, "steps": 60, "checkpoint_every": 3}
+    members = [Run("p", 4, "0.1M", 0.5, 1.0, 5), Run("p", 4, "0.1M", 0.1, 1.0, 5)]
+    train_alone(members, data_dir, tmp_path / "alone", cfg)
+    results = tmp_path / "grouped"
+    args = [sys.executable, "-c", GROUP_KILL_SCRIPT, json.dumps(cfg), data_dir, str(results)]
+    state_dir, (lo, hi) = {
+        "segment": (TrunkFiles(members[0].id, results).state_dir, (3, 24)),
+        "first member": (RunFiles(members[0].id, results).state_dir, (33, 54)),
+        "last member": (RunFiles(members[1].id, results).state_dir, (33, 54)),
+    }[where]
+    target = random.Random().randint(lo, hi)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:  # the job may rotate last.pt -> prev.pt while we read it
+            ckpt = load_checkpoint(state_dir / "last.pt")
+        except (OSError, RuntimeError, EOFError):
+            ckpt = None
+        if ckpt is not None and ckpt["step"] >= target:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL, f"the group job finished before its {where} could be killed"
+    killed_at = load_state(state_dir)["step"]
+    assert lo <= killed_at < 60
+    trained = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
+    assert trained == ([members[1].id] if where == "last member" else [m.id for m in members])
+    group = GroupFiles(trunk_name(members[0]), results)
+    for run in members:
+        move_staged(run.id, group)
+        assert_same_outputs(RunFiles(run.id, tmp_path / "alone"), RunFiles(run.id, results))
+
+
 def paper_config(shared: bool) -> dict:
     import yaml
     from conftest import REPO
@@ -345,6 +399,42 @@ def test_the_audit_plans_trunks_and_counts_each_trunk_step_once():
     assert (group["own_steps"] + group["trunk_steps"]).sum() == round(steps * (1 - 0.1 + 0.1 + 0.2 + 0.33 + 0.5))
     note = sharing_note(paper_config(True), shared)
     assert "395 trunks serve 1345 runs" in note and f"({ratio:.2f}x)" in note and "2,295 training jobs" in note
+
+
+def test_the_audit_counts_one_job_per_group_with_group_jobs():
+    """train.trunk_jobs: group: the same steps and GPU-hours, one training job per group (395 on
+    the paper grid), counted on the group's first member."""
+    from qatgrid.audit import grid_table, sharing_note
+
+    cfg = paper_config(True)
+    segments = grid_table(cfg, None)
+    cfg["train"]["trunk_jobs"] = "group"
+    grouped = grid_table(cfg, None)
+    assert grouped["jobs"].sum() == 395 and set(grouped["jobs"]) == {0, 1}
+    assert (grouped["own_steps"] + grouped["trunk_steps"]).sum() == (
+        segments["own_steps"] + segments["trunk_steps"]
+    ).sum()
+    first = {members[0].id for members in plan_groups(expand_runs(cfg), cfg["train"]).values()}
+    assert set(grouped.loc[grouped["jobs"] == 1, "run_id"]) == first
+    assert "395 training jobs (one per group) against 1,345" in sharing_note(cfg, grouped)
+
+
+def test_status_names_the_group_log_of_a_failed_run_with_group_jobs(tmp_path):
+    """A run that failed inside its group's job: status shows that job's log and its error."""
+    from conftest import load_default_config
+
+    from qatgrid.status import grid_status
+
+    cfg = load_default_config()
+    assert cfg["train"]["trunk_jobs"] == "group"
+    run = next(r for r in expand_runs(cfg) if r.phase == "phase2")
+    files, log = RunFiles(run.id, tmp_path), GroupFiles(trunk_name(run), tmp_path).log
+    files.curve.parent.mkdir(parents=True)
+    files.curve.write_text(json.dumps({"run_id": run.id, "step": 40, "steps": 100, "time": 0.0}) + "\n")
+    log.parent.mkdir(parents=True)
+    log.write_text('Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: out of memory\n')
+    (failed,) = grid_status(cfg, tmp_path, running_minutes=0.0)["failed"]
+    assert (failed["run_id"], failed["log"], failed["error"]) == (run.id, str(log), "RuntimeError: out of memory")
 
 
 def test_status_counts_gpu_hours_of_a_shared_trunk_once(tmp_path):
