@@ -62,7 +62,8 @@ GROUP_FILES = GroupFiles("{trunk}")  # train.trunk_jobs: group: the job that tra
 # run id -> where it branches off its group's shared trunk (none with train.shared_trunk: false)
 BRANCHES = plan_branches(RUNS.values(), config["train"]) if config["train"]["shared_trunk"] else {}
 # train.trunk_jobs: group: trunk name -> its runs in order of branch step, one job for each group
-GROUPS = plan_groups(RUNS.values(), config["train"]) if BRANCHES and config["train"]["trunk_jobs"] == "group" else {}
+TRUNK_GROUP_JOBS = config["train"]["shared_trunk"] and config["train"]["trunk_jobs"] == "group"
+GROUPS = plan_groups(RUNS.values(), config["train"]) if TRUNK_GROUP_JOBS else {}
 GROUP_OF = {run.id: trunk for trunk, members in GROUPS.items() for run in members}
 
 

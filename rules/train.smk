@@ -5,7 +5,7 @@
 # in its group trains from step 0. With train.trunk_jobs: group, `train_group` trains a whole
 # group (its segments and runs) in one job, and `run_outputs` moves each run's outputs in place.
 
-if GROUPS:
+if TRUNK_GROUP_JOBS:
 
     rule train_group:
         input:

@@ -12,7 +12,7 @@ from test_audit import paper_config
 from qatgrid.grid import expand_runs
 from qatgrid.plots.registry import FIGURES
 from qatgrid.plots.tables import BUILDERS
-from qatgrid.trunks import plan_branches
+from qatgrid.trunks import plan_branches, trunk_name
 
 CONFIGS = {"default": (load_default_config, ()), "paper": (paper_config, ("--configfile", "config/paper.yaml"))}
 
@@ -46,6 +46,10 @@ def test_one_figure_plans_only_the_runs_it_draws(wf, grid, name):
     expected = FIGURES[name].runs(expand_runs(config), config)
     out = snakemake(wf, f"results/figures/{name}.pdf", "-n", "--quiet", "rules", *args).stdout
     jobs = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
+    if config["train"].get("trunk_jobs") == "group":  # the default: one job per group of a drawn run
+        assert jobs.get("run_outputs", 0) == len(expected) and "train" not in jobs and "trunk" not in jobs
+        assert jobs.get("train_group", 0) == len({trunk_name(r) for r in expected})
+        return
     assert jobs.get("train", 0) == len(expected)
     # and only the trunk segments those runs start from, each with the segments before it
     branches = plan_branches(expand_runs(config), config["train"])

@@ -93,8 +93,8 @@ def test_job_resources_per_size_and_doubling_on_retry():
 
 
 def test_package_train_defaults_match_the_schema():
-    """Snakemake fills train.hold_tokens / lr_batch_rule / batches / stream_spans from the schema; direct API
-    calls use TRAIN_DEFAULTS."""
+    """Snakemake fills train.hold_tokens / lr_batch_rule / batches / stream_spans / trunk_jobs from the
+    schema; direct API calls use TRAIN_DEFAULTS."""
     from pathlib import Path
 
     import yaml
@@ -106,7 +106,13 @@ def test_package_train_defaults_match_the_schema():
     assert (
         {key: train[key]["default"] for key in TRAIN_DEFAULTS}
         == TRAIN_DEFAULTS
-        == {"hold_tokens": True, "lr_batch_rule": "sqrt", "batches": "stream", "stream_spans": 1}
+        == {
+            "hold_tokens": True,
+            "lr_batch_rule": "sqrt",
+            "batches": "stream",
+            "stream_spans": 1,
+            "trunk_jobs": "segments",
+        }
     )
 
 

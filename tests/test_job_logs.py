@@ -23,6 +23,9 @@ audit:
   expected_runs: {phase2: 2, total: 2}
 """
 RUN = "phase2/fp16/0.1M/wd33/lr1x/muon-linear-x1/seed0"
+# The default config trains each shared trunk (here: each run, alone in its group) in one job,
+# whose log is its group's (train.trunk_jobs: group).
+JOB_LOG = "results/logs/groups/phase2/fp16/0.1M/trunk/lr1x/muon-linear-x1/seed0.log"
 
 
 def test_every_workflow_script_logs_its_uncaught_exceptions():
@@ -98,14 +101,14 @@ def test_a_failed_training_job_shows_its_exception_in_its_log_and_in_status(tmp_
         f.truncate(shard.stat().st_size - 1)
     proc = snakemake(wf, f"results/runs/{RUN}/metrics.json", "--cores", "1", "--configfile", "one.yaml", check=False)
     assert proc.returncode != 0
-    log = (wf / "results" / "logs" / "train" / f"{RUN}.log").read_text()
+    log = (wf / JOB_LOG).read_text()
     assert "Traceback (most recent call last):" in log
     err = error_line(log.splitlines())
     assert err.startswith("qatgrid.data.shards.ShardError: ") and "train_000000.bin" in err and "truncated" in err
     monkeypatch.chdir(wf)
     assert status_main(["--configfile", "one.yaml", "--log-lines", "1"]) == 0
     out = capsys.readouterr().out
-    assert f"  {RUN}  stopped before its first logged step; no checkpoint; log results/logs/train/{RUN}.log" in out
+    assert f"  {RUN}  stopped before its first logged step; no checkpoint; log {JOB_LOG}" in out
     assert f"    error: {err}" in out
     assert status_main(["--configfile", "one.yaml", "--json"]) == 0
     failed = json.loads(capsys.readouterr().out)["failed"]

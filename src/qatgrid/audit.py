@@ -26,11 +26,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from .grid import AXES, bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
+from .grid import AXES, Run, bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
 from .io import error_line, tail_lines
-from .runfiles import RunFiles
+from .runfiles import GroupFiles, RunFiles
 from .sizes import size_to_number
-from .trunks import plan_branches, plan_groups
+from .trunks import plan_branches, plan_groups, trunk_name
 
 STATUSES = ("done", "diverged", "partial", "failed", "missing")
 BENCH_DIR = "benchmarks/results"
@@ -60,22 +60,33 @@ def last_activity(results: Path, run_id: str) -> float | None:
     return max(times) if times else None
 
 
-def run_status(results: Path, run_id: str, running_within_s: float | None = None, now: float | None = None) -> str:
+def job_log(config: dict, results: str | Path, run: Run) -> Path:
+    """The log of the job that trains `run`: its own, or with train.trunk_jobs: group its group's."""
+    train = config["train"]
+    if train.get("shared_trunk", True) and train.get("trunk_jobs") == "group":
+        return GroupFiles(trunk_name(run), results).log
+    return RunFiles(run.id, results).log
+
+
+def run_status(
+    results: Path, run_id: str, running_within_s: float | None = None, now: float | None = None, log: Path | None = None
+) -> str:
     """With `running_within_s`, an unfinished run whose curve, log or checkpoint changed that
-    recently is "running" unless its log ends in a traceback (the status view's rule); the
-    audit leaves it None."""
+    recently is "running" unless its job's log (`log`, default the run's own) ends in a
+    traceback (the status view's rule); the audit leaves it None."""
     metrics = read_metrics(results, run_id)
     if metrics is not None:
         return "diverged" if metrics.get("diverged") else "done"
     files = RunFiles(run_id, results)
+    log = Path(log) if log is not None else files.log
     if running_within_s is not None:
         active = last_activity(results, run_id)
         recent = active is not None and (now if now is not None else time.time()) - active <= running_within_s
-        if recent and error_line(tail_lines(files.log)) is None:  # a log ending in a traceback: it stopped
+        if recent and error_line(tail_lines(log)) is None:  # a log ending in a traceback: it stopped
             return "running"
     if files.state.exists():
         return "partial"
-    if files.log.exists() or files.curve.exists():
+    if log.exists() or files.curve.exists():
         return "failed"
     return "missing"
 
@@ -186,7 +197,11 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
                 "est_gpu_hours": est,
                 "est_gpu_hours_alone": alone,
                 "est_source": source,
-                "status": run_status(Path(results), run.id) if results is not None else None,
+                "status": (
+                    run_status(Path(results), run.id, log=job_log(config, results, run))
+                    if results is not None
+                    else None
+                ),
             }
         )
     return pd.DataFrame(rows)

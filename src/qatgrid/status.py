@@ -26,8 +26,8 @@ import yaml
 from .grid import check_config, expand_runs, merge_config_layers
 from .io import split_traceback, tail_lines
 from .progress import hms
-from .runfiles import GroupFiles, RunFiles, TrunkFiles
-from .trunks import plan_branches, trunk_name
+from .runfiles import RunFiles, TrunkFiles
+from .trunks import plan_branches
 
 COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
 AUDIT_TO_STATUS = {
@@ -82,7 +82,7 @@ def grid_status(
     now: float | None = None,
 ) -> dict:
     """Counts per phase, runs in flight, failed runs with their last log lines, GPU-hours."""
-    from .audit import grid_table, read_metrics, run_status
+    from .audit import grid_table, job_log, read_metrics, run_status
 
     results, now = Path(results), now if now is not None else time.time()
     table = grid_table(config, None)  # the audit's estimates, run by run, in grid order
@@ -94,7 +94,8 @@ def grid_status(
     trunk_s: dict[str, float] = {}  # a shared trunk's seconds, counted once however many runs branch off it
     done_wall_s, done_est_h, rate_runs, left_est_h, left, unestimated = 0.0, 0.0, 0, 0.0, 0, 0
     for run, est, alone in zip(expand_runs(config), est_h, alone_h):
-        status = AUDIT_TO_STATUS[run_status(results, run.id, running_minutes * 60, now)]
+        log = job_log(config, results, run)  # with train.trunk_jobs: group, its group job's
+        status = AUDIT_TO_STATUS[run_status(results, run.id, running_minutes * 60, now, log)]
         counts.setdefault(run.phase, Counter())[status] += 1
         files = RunFiles(run.id, results)
         if status in ("done", "diverged"):
@@ -128,9 +129,7 @@ def grid_status(
                 running.append(entry)
             else:
                 entry["checkpoint"] = files.state.exists()
-                # train.trunk_jobs: group: the run trained inside its group's job, whose log it shares
-                grouped = config["train"].get("shared_trunk", True) and config["train"].get("trunk_jobs") == "group"
-                entry["log"] = str(GroupFiles(trunk_name(run), results).log if grouped else files.log)
+                entry["log"] = str(log)
                 # the exception that ended its last attempt, if one did, and the log lines before it
                 before, entry["error"] = split_traceback(tail_lines(Path(entry["log"])))
                 entry["log_tail"] = before[-log_lines:] if log_lines > 0 else []

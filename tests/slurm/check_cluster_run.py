@@ -116,22 +116,31 @@ def check_grid(slurm_dir: Path, local_dir: Path) -> None:
     per_job = Counter(m["scheduler"]["slurm_job_id"] for m in small)
     if min(per_job.values()) < 2 or any("slurm_array_job_id" in m["scheduler"] for m in small):
         fail(f"packed runs should share GPU jobs: {dict(per_job)}")
+    # With train.trunk_jobs: group, each unpacked group trains in a job of its own (no arrays:
+    # profiles/slurm says why); otherwise the unpacked runs are array tasks.
+    grouped = cfg["train"].get("trunk_jobs") == "group"
     arrays = {m["scheduler"].get("slurm_array_job_id") for m in large}
-    if None in arrays:
+    plain = {m["scheduler"]["slurm_job_id"] for m in large} if grouped else set()
+    if grouped and (arrays != {None} or len(plain) != len({m["trunk"] for m in large})):
+        fail(f"unpacked groups should each have a job of their own: {[m['scheduler'] for m in large]}")
+    if not grouped and None in arrays:
         fail(f"unpacked runs should be array tasks: {[m['scheduler'] for m in large]}")
+    arrays.discard(None)
 
-    # 3b. Every run branched off a shared trunk, whose segments ran as SLURM jobs of rule trunk.
+    # 3b. Every run branched off a shared trunk, trained in SLURM jobs of the config's layout:
+    #     rule train_group (train.trunk_jobs: group), else trunk segments (rule trunk).
     unshared = [m["run_id"] for m in metrics if not m.get("trunk") or not m.get("trunk_seconds")]
     if unshared:
         fail(f"runs that did not branch off a shared trunk: {unshared}")
-    trunk_jobs = submitted_rules(slurm_dir / "snakemake.log").count("trunk")
+    trunk_rule = "train_group" if cfg["train"].get("trunk_jobs") == "group" else "trunk"
+    trunk_jobs = submitted_rules(slurm_dir / "snakemake.log").count(trunk_rule)
     if not trunk_jobs:
-        fail("Snakemake submitted no job of rule trunk to SLURM")
+        fail(f"Snakemake submitted no job of rule {trunk_rule} to SLURM")
 
     # 4. What SLURM says each job asked for (TresPerNode) and was given (JOB_GRES): one GPU per
     #    job, packed or not; a packed job holds one CPU per run it trains side by side.
     seen = {}
-    for job in sorted(set(per_job) | arrays, key=int):
+    for job in sorted(set(per_job) | arrays | plain, key=int):
         info = scontrol_job(job)
         asked, given, state = info.get("TresPerNode"), info.get("JOB_GRES"), info.get("JobState")
         if asked != "gres:gpu:1" or given != "gpu:1" or state != "COMPLETED":
@@ -147,10 +156,10 @@ def check_grid(slurm_dir: Path, local_dir: Path) -> None:
     same_table(slurm_dir, local_dir, "probes.csv")
 
     print(f"{len(metrics)} runs trained through SLURM off {len({m['trunk'] for m in metrics})} shared trunks "
-          f"({trunk_jobs} trunk jobs), results identical to the local run")  # fmt: skip
+          f"({trunk_jobs} {trunk_rule} jobs), results identical to the local run")  # fmt: skip
     for job, summary in seen.items():
         runs = [m for m in metrics if job in (m["scheduler"]["slurm_job_id"], m["scheduler"].get("slurm_array_job_id"))]
-        kind = "array" if "slurm_array_job_id" in runs[0]["scheduler"] else "packed group"
+        kind = "array" if job in arrays else "packed group" if job in per_job else "group"
         print(
             f"  {kind} job {job} ({summary}): "
             + ", ".join(

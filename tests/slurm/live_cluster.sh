@@ -2,9 +2,11 @@
 # Live-cluster test: start a one-node SLURM cluster on this machine and drive the workflow
 # through `snakemake --profile profiles/slurm`, checking each case against a local run of the
 # same config (tests/slurm/check_cluster_run.py):
-#   grid       tests/slurm/cluster.yaml: training as one array job and two packed group jobs,
-#              each with a GPU allocation, results bitwise equal to the local run;
-#   preempted  tests/slurm/preempt.yaml: a training job gets SIGUSR2 mid-run (what SLURM sends
+#   grid       tests/slurm/cluster.yaml: shared trunks trained one group per job
+#              (train.trunk_jobs: group), as array jobs and a packed group job, each with a GPU
+#              allocation, results bitwise equal to the local run;
+#   preempted  tests/slurm/preempt.yaml: trunk segments and runs as their own jobs (the paper's
+#              train.trunk_jobs: segments); a trunk segment gets SIGUSR2 mid-run (what SLURM sends
 #              before a time limit or preemption), checkpoints, fails, is retried and resumes
 #              to the same final loss as an uninterrupted run.
 # Needs root and Debian's slurm-wlm/munge (installed if missing); tears the cluster down on exit.
@@ -44,13 +46,13 @@ t0=$(date +%s)
 bash "$repo/tests/slurm/cluster.sh" up "$work/cluster"
 t_up=$(date +%s)
 
-# Case 1, the grid. pack=2 makes two group jobs of its four small runs.
+# Case 1, the grid. pack=2 puts the two small trunks (four runs) in one GPU job.
 targets=(results/tables/runs.csv results/tables/probes.csv)
 workflow_copy "$work/grid-slurm" cluster.yaml
 on_slurm "$work/grid-slurm" "${targets[@]}" --group-components pack=2 || { show_logs "$work/grid-slurm"; exit 1; }
 workflow_copy "$work/grid-local" cluster.yaml
 locally "$work/grid-local" "${targets[@]}" || { show_logs "$work/grid-local"; exit 1; }
-"$python" "$repo/tests/slurm/check_cluster_run.py" grid "$work/grid-slurm" "$work/grid-local"
+"$python" "$repo/tests/slurm/check_cluster_run.py" grid "$work/grid-slurm" "$work/grid-local" || { show_logs "$work/grid-slurm"; exit 1; }
 t_grid=$(date +%s)
 
 # Case 2, preemption: signal the training job once it has written a checkpoint. One run, so
@@ -70,7 +72,7 @@ scancel --signal=USR2 "$job"
 wait "$snakemake_pid" || { show_logs "$work/preempt-slurm"; exit 1; }
 workflow_copy "$work/preempt-local" preempt.yaml
 locally "$work/preempt-local" "${run_metrics[@]}" || { show_logs "$work/preempt-local"; exit 1; }
-"$python" "$repo/tests/slurm/check_cluster_run.py" preempted "$work/preempt-slurm" "$work/preempt-local" "$job"
+"$python" "$repo/tests/slurm/check_cluster_run.py" preempted "$work/preempt-slurm" "$work/preempt-local" "$job" || { show_logs "$work/preempt-slurm"; exit 1; }
 t_end=$(date +%s)
 
 echo "live-cluster test passed in $((t_end - t0)) s: cluster up $((t_up - t0)) s," \
