@@ -420,7 +420,8 @@ def test_the_audit_counts_one_job_per_group_with_group_jobs():
 
 
 def test_status_names_the_group_log_of_a_failed_run_with_group_jobs(tmp_path):
-    """A run that failed inside its group's job: status shows that job's log and its error."""
+    """A group's job that failed: status shows each of its unfinished runs failed, with that job's
+    log and its error."""
     from conftest import load_default_config
 
     from qatgrid.status import grid_status
@@ -433,8 +434,12 @@ def test_status_names_the_group_log_of_a_failed_run_with_group_jobs(tmp_path):
     files.curve.write_text(json.dumps({"run_id": run.id, "step": 40, "steps": 100, "time": 0.0}) + "\n")
     log.parent.mkdir(parents=True)
     log.write_text('Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: out of memory\n')
-    (failed,) = grid_status(cfg, tmp_path, running_minutes=0.0)["failed"]
-    assert (failed["run_id"], failed["log"], failed["error"]) == (run.id, str(log), "RuntimeError: out of memory")
+    failed = grid_status(cfg, tmp_path, running_minutes=0.0)["failed"]
+    # the job failed: its run in flight, and the runs it had still to train
+    members = sorted(r.id for r in expand_runs(cfg) if trunk_name(r) == trunk_name(run))
+    assert len(members) == 4 and sorted(f["run_id"] for f in failed) == members
+    assert {(f["log"], f["error"]) for f in failed} == {(str(log), "RuntimeError: out of memory")}
+    assert [f["step"] for f in failed if f["run_id"] == run.id] == [40]
 
 
 def test_status_counts_gpu_hours_of_a_shared_trunk_once(tmp_path):

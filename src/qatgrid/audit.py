@@ -86,7 +86,7 @@ def run_status(
             return "running"
     if files.state.exists():
         return "partial"
-    if log.exists() or files.curve.exists():
+    if log.exists() or files.log.exists() or files.curve.exists():
         return "failed"
     return "missing"
 
