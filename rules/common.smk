@@ -14,7 +14,7 @@ from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources, merge_con
 from qatgrid.plots.registry import FIGURES as FIGURE_REGISTRY, FileText, penalty_runs, probed_runs  # noqa: E402
 from qatgrid.plots.registry import settings as figure_settings  # noqa: E402
 from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles  # noqa: E402
-from qatgrid.trunks import TRUNK_NAME_WILDCARD, group_run_lengths, plan_branches, plan_groups  # noqa: E402
+from qatgrid.trunks import TRUNK_NAME_WILDCARD, group_jobs, group_run_lengths, plan_branches, plan_groups  # noqa: E402
 
 
 def config_layers():
@@ -62,7 +62,7 @@ GROUP_FILES = GroupFiles("{trunk}")  # train.trunk_jobs: group: the job that tra
 # run id -> where it branches off its group's shared trunk (none with train.shared_trunk: false)
 BRANCHES = plan_branches(RUNS.values(), config["train"]) if config["train"]["shared_trunk"] else {}
 # train.trunk_jobs: group: trunk name -> its runs in order of branch step, one job for each group
-TRUNK_GROUP_JOBS = config["train"]["shared_trunk"] and config["train"]["trunk_jobs"] == "group"
+TRUNK_GROUP_JOBS = group_jobs(config["train"])
 GROUPS = plan_groups(RUNS.values(), config["train"]) if TRUNK_GROUP_JOBS else {}
 GROUP_OF = {run.id: trunk for trunk, members in GROUPS.items() for run in members}
 

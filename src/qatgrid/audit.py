@@ -30,7 +30,7 @@ from .grid import AXES, Run, bits_label, expand_runs, run_batch_size, run_data_s
 from .io import error_line, tail_lines
 from .runfiles import GroupFiles, RunFiles
 from .sizes import size_to_number
-from .trunks import plan_branches, plan_groups, trunk_name
+from .trunks import group_jobs, plan_branches, plan_groups, trunk_name
 
 STATUSES = ("done", "diverged", "partial", "failed", "missing")
 BENCH_DIR = "benchmarks/results"
@@ -62,8 +62,7 @@ def last_activity(results: Path, run_id: str) -> float | None:
 
 def job_log(config: dict, results: str | Path, run: Run) -> Path:
     """The log of the job that trains `run`: its own, or with train.trunk_jobs: group its group's."""
-    train = config["train"]
-    if train.get("shared_trunk", True) and train.get("trunk_jobs") == "group":
+    if group_jobs(config["train"]):
         return GroupFiles(trunk_name(run), results).log
     return RunFiles(run.id, results).log
 
@@ -155,11 +154,7 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
     runs = expand_runs(config)
     branches = plan_branches(runs, train) if train.get("shared_trunk", True) else {}
     # train.trunk_jobs: group: one job per group, counted on its first member
-    group_jobs = (
-        {members[0].id for members in plan_groups(runs, train).values()}
-        if branches and train.get("trunk_jobs", "segments") == "group"
-        else None
-    )
+    first_in_group = {members[0].id for members in plan_groups(runs, train).values()} if group_jobs(train) else None
     rows, shapes = [], set()
     for run in runs:
         steps, tokens = total_steps(train, run), total_tokens(train, run)
@@ -192,7 +187,11 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
                 "own_steps": steps - branch.start[1] if branch else steps,
                 "trunk_steps": branch.step - branch.previous_step if branch and branch.segment else 0,
                 "jobs": (
-                    int(run.id in group_jobs) if group_jobs is not None else 2 if branch and branch.segment else 1
+                    int(run.id in first_in_group)
+                    if first_in_group is not None
+                    else 2
+                    if branch and branch.segment
+                    else 1
                 ),
                 "est_gpu_hours": est,
                 "est_gpu_hours_alone": alone,
@@ -341,7 +340,7 @@ def sharing_note(config: dict, table: pd.DataFrame) -> str:
         f"{shared:.4g} GPU-hours against {alone:.4g} with every run trained alone "
         f"({shared / alone:.2f}x); {steps_shared:,} optimiser steps against {steps_alone:,} "
         f"({steps_shared / steps_alone:.2f}x); {table['jobs'].sum():,} training jobs "
-        f"({'one per group' if config['train'].get('trunk_jobs') == 'group' else 'trunk segments and runs'}) "
+        f"({'one per group' if group_jobs(config['train']) else 'trunk segments and runs'}) "
         f"against {len(table):,}."
     )
 

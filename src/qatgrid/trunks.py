@@ -84,18 +84,26 @@ class Branch:
         return (self.run_id, self.step) if self.segment else (self.previous, self.previous_step)
 
 
-def plan_branches(runs, train_cfg: dict) -> dict[str, Branch]:
-    """run id -> Branch, for every run that branches off a shared trunk. A run alone in its
-    group (counting only warmdowns that start after step 0) trains alone and is not listed."""
+def ordered_groups(runs, train_cfg: dict) -> list[list[tuple[Run, int]]]:
+    """The runs in groups (runs equal but for their warmdown; checked), each as (run, branch
+    step) pairs in order of branch step, then run id."""
     groups: dict[Run, list[Run]] = {}
     for run in runs:
         groups.setdefault(group_key(run), []).append(run)
-    branches = {}
+    ordered = []
     for members in groups.values():
         check_group(members, train_cfg)
         steps = {r.id: warmdown_start(total_steps(train_cfg, r), r.warmdown_frac) for r in members}
-        shared = sorted(((steps[r.id], r.id, r) for r in members if steps[r.id] > 0), key=lambda e: e[:2])
-        shared = [(r, step) for step, _, r in shared]
+        ordered.append([(r, steps[r.id]) for r in sorted(members, key=lambda r: (steps[r.id], r.id))])
+    return ordered
+
+
+def plan_branches(runs, train_cfg: dict) -> dict[str, Branch]:
+    """run id -> Branch, for every run that branches off a shared trunk. A run alone in its
+    group (counting only warmdowns that start after step 0) trains alone and is not listed."""
+    branches = {}
+    for members in ordered_groups(runs, train_cfg):
+        shared = [(run, step) for run, step in members if step > 0]
         if len(shared) < 2:
             continue
         previous, previous_step = None, 0
@@ -106,18 +114,15 @@ def plan_branches(runs, train_cfg: dict) -> dict[str, Branch]:
     return branches
 
 
+def group_jobs(train_cfg: dict) -> bool:
+    """Whether one job trains each group whole (train.trunk_jobs: group, with shared trunks)."""
+    return train_cfg.get("shared_trunk", True) and train_cfg.get("trunk_jobs") == "group"
+
+
 def plan_groups(runs, train_cfg: dict) -> dict[str, list[Run]]:
     """trunk name -> the runs of its group in order of branch step (a run alone in its group
     included): what one job of `train.trunk_jobs: group` trains."""
-    groups: dict[Run, list[Run]] = {}
-    for run in runs:
-        groups.setdefault(group_key(run), []).append(run)
-    plan = {}
-    for members in groups.values():
-        check_group(members, train_cfg)
-        ordered = sorted(members, key=lambda r: (warmdown_start(total_steps(train_cfg, r), r.warmdown_frac), r.id))
-        plan[trunk_name(ordered[0])] = ordered
-    return plan
+    return {trunk_name(members[0][0]): [run for run, _ in members] for members in ordered_groups(runs, train_cfg)}
 
 
 def check_group(members: list[Run], train_cfg: dict) -> None:
