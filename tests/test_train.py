@@ -4,6 +4,7 @@ import platform
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from qatgrid import checkpoint
 from qatgrid import train as train_module
 from qatgrid.data.text import build_text_data
 from qatgrid.grid import Run
-from qatgrid.runfiles import RunFiles
+from qatgrid.runfiles import STATE_FILE, RunFiles
 from qatgrid.train import Interrupted, train_run
 
 TRAIN = {
@@ -140,13 +141,27 @@ train_run(run, {"train": cfg}, sys.argv[2], RunFiles(run.id, sys.argv[3]))
 """
 
 
+def kill_once_checkpointed(proc: subprocess.Popen, state_dir: Path, target: int, who: str) -> int:
+    """SIGKILL a training process (no chance to save) once its periodic checkpoint in `state_dir`
+    has reached step `target`; returns the step of the checkpoint it left."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:  # the job may rotate last.pt -> prev.pt while we read it
+            ckpt = checkpoint.load_checkpoint(Path(state_dir) / STATE_FILE)
+        except (OSError, RuntimeError, EOFError):
+            ckpt = None
+        if ckpt is not None and ckpt["step"] >= target:
+            break
+        time.sleep(0.02)
+    proc.kill()
+    assert proc.wait() == -signal.SIGKILL, f"{who} finished before it could be killed"
+    return checkpoint.load_state(state_dir)["step"]
+
+
 def test_sigkill_at_a_random_step_then_rerun_is_bitwise_identical(data_dir, tmp_path):
     """A run killed with SIGKILL (no chance to save) resumes from its last periodic checkpoint
     and reaches bitwise the same final validation loss as an uninterrupted run."""
     import random
-    import subprocess
-    import sys
-    import time
 
     cfg = {**TRAIN, "steps": 60, "checkpoint_every": 3}
     run = Run("p", 4, "0.1M", 0.5, 1.0, 5)
@@ -154,19 +169,7 @@ def test_sigkill_at_a_random_step_then_rerun_is_bitwise_identical(data_dir, tmp_
     killed = RunFiles(run.id, tmp_path / "k")
     args = [sys.executable, "-c", KILL_SCRIPT, json.dumps(cfg), data_dir, str(tmp_path / "k")]
     proc = subprocess.Popen(args)
-    target = random.Random().randint(3, 50)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:  # the run may rotate last.pt -> prev.pt while we read it
-            ckpt = checkpoint.load_checkpoint(killed.state)
-        except (OSError, RuntimeError, EOFError):
-            ckpt = None
-        if ckpt is not None and ckpt["step"] >= target:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    assert proc.wait() == -signal.SIGKILL, "the run finished before it could be killed"
-    killed_at = checkpoint.load_state(killed.state_dir)["step"]
+    killed_at = kill_once_checkpointed(proc, killed.state_dir, random.Random().randint(3, 50), "the run")
     assert 0 < killed_at < 60
     subprocess.run(args, check=True)
     resumed = json.loads(killed.metrics.read_text())

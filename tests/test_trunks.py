@@ -5,17 +5,15 @@ losses in the last digits and fails these comparisons."""
 
 import json
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus)
+from test_train import data_dir, kill_once_checkpointed  # noqa: F401 (data_dir: a fixture, the shared tiny corpus)
 
-from qatgrid.checkpoint import clear_state, load_checkpoint, load_state
+from qatgrid.checkpoint import clear_state, load_checkpoint
 from qatgrid.grid import Run, expand_runs
 from qatgrid.probe import probe_checkpoint
 from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles
@@ -298,18 +296,7 @@ def test_sigkill_mid_trunk_or_mid_branch_then_rerun_is_bitwise_identical(what, d
     lo, hi = (branch_step - 50, branch_step - 6) if what == "trunk" else (branch_step + 3, 54)
     target = random.Random().randint(max(lo, 3), hi)
     proc = subprocess.Popen(trunk_args if what == "trunk" else branch_args)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:  # the run may rotate last.pt -> prev.pt while we read it
-            ckpt = load_checkpoint(state_dir / "last.pt")
-        except (OSError, RuntimeError, EOFError):
-            ckpt = None
-        if ckpt is not None and ckpt["step"] >= target:
-            break
-        time.sleep(0.02)
-    proc.kill()
-    assert proc.wait() == -signal.SIGKILL, f"the {what} finished before it could be killed"
-    killed_at = load_state(state_dir)["step"]
+    killed_at = kill_once_checkpointed(proc, state_dir, target, f"the {what}")
     assert (0 < killed_at < branch_step) if what == "trunk" else (branch_step < killed_at < 60)
     if what == "trunk":
         subprocess.run(trunk_args, check=True)
@@ -348,20 +335,8 @@ def test_sigkill_mid_group_job_then_rerun_is_bitwise_identical(where, data_dir, 
         "first member": (RunFiles(members[0].id, results).state_dir, (33, 54)),
         "last member": (RunFiles(members[1].id, results).state_dir, (33, 54)),
     }[where]
-    target = random.Random().randint(lo, hi)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:  # the job may rotate last.pt -> prev.pt while we read it
-            ckpt = load_checkpoint(state_dir / "last.pt")
-        except (OSError, RuntimeError, EOFError):
-            ckpt = None
-        if ckpt is not None and ckpt["step"] >= target:
-            break
-        time.sleep(0.02)
-    proc.kill()
-    assert proc.wait() == -signal.SIGKILL, f"the group job finished before its {where} could be killed"
-    killed_at = load_state(state_dir)["step"]
+    killed_at = kill_once_checkpointed(proc, state_dir, random.Random().randint(lo, hi), f"the group job ({where})")
     assert lo <= killed_at < 60
     trained = json.loads(subprocess.run(args, check=True, capture_output=True, text=True).stdout)
     assert trained == ([members[1].id] if where == "last member" else [m.id for m in members])
