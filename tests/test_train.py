@@ -69,6 +69,7 @@ def test_metrics_and_outputs(data_dir, tmp_path):
     assert not m["diverged"] and m["final_val_loss"] < 5.70  # below ln(300): it learned something
     assert m["final_val_loss"] == m["curve"][-1]["val_loss"]
     assert m["final_val_bpb"] > 0
+    assert m["micro_batches"] == 1  # the default names no GPU memory: every step in one piece
     assert json.loads((RunFiles(run.id, tmp_path / "a").out_dir / "metrics.json").read_text())["run_id"] == run.id
     for f in ("ckpt_prewarmdown.pt", "ckpt_final.pt"):
         assert (RunFiles(run.id, tmp_path / "a").out_dir / f).stat().st_size > 0
@@ -351,3 +352,16 @@ def test_micro_batches_that_do_not_divide_the_batch_are_refused():
     x = torch.zeros(8, 32, dtype=torch.int64)
     with pytest.raises(ValueError, match="3 micro-batches do not divide the batch of 8"):
         train_module.train_step(forward, params, optimizers, x, x, None, 1.0, micro_batches=3)
+
+
+def test_a_run_in_micro_batches_records_them_and_trains_the_same_run(data_dir, tmp_path):
+    """train.micro_batches reaches the plan and the step: the same run in two micro-batches per
+    step, its curve equal to the one-piece run's to fp32 rounding."""
+    run = Run("p", 6, "0.1M", 0.25, 1.0, 0)
+    whole = train(data_dir, tmp_path, run, "whole")
+    parts = train(data_dir, tmp_path, run, "parts", micro_batches=2)
+    assert parts["micro_batches"] == 2
+    diffs = [abs(a["train_loss"] - b["train_loss"]) for a, b in zip(whole["curve"], parts["curve"])]
+    print(f"max |train loss difference| over {len(diffs)} logged steps: {max(diffs):.2e}")
+    assert 0 < max(diffs) < 1e-3
+    assert abs(whole["final_val_loss"] - parts["final_val_loss"]) < 1e-3
