@@ -459,11 +459,16 @@ def section_memory(spec: dict, record: Record) -> None:
     mcfg = ModelConfig.from_size(c["size"], vocab_size=1024, seq_len=c["seq"], bits=6)
     _, forward, params, optimizers = build_trainer(mcfg, device, False, "muon", train["lr"], 1.0, 0.0)
     xy = torch.randint(0, 1024, (2, c["batch"], c["seq"])).to(device)
-    for step in range(2):
-        if cuda and step == 1:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        loss = train_step(forward, params, optimizers, xy[0], xy[1], amp_dtype, train["grad_clip"], k)
+    try:
+        for step in range(2):
+            if cuda and step == 1:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            loss = train_step(forward, params, optimizers, xy[0], xy[1], amp_dtype, train["grad_clip"], k)
+    except torch.OutOfMemoryError as e:  # a GPU smaller than train.gpu_memory_gib says
+        record["oom"] = f"{c['size']} in {k} micro-batches: {str(e).splitlines()[0][:300]}"
+        print(f"  OOM: {record['oom']}", flush=True)
+        return
     record["loss"] = loss.item()
     tensors = modelled.total - modelled.allowance  # what the caching allocator hands out
     print(f"  {c['size']} INT6, {c['batch']} x {c['seq']} in {k} micro-batches ({precision}): modelled peak "

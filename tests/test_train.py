@@ -365,3 +365,12 @@ def test_a_run_in_micro_batches_records_them_and_trains_the_same_run(data_dir, t
     print(f"max |train loss difference| over {len(diffs)} logged steps: {max(diffs):.2e}")
     assert 0 < max(diffs) < 1e-3
     assert abs(whole["final_val_loss"] - parts["final_val_loss"]) < 1e-3
+
+
+def test_gpu_memory_decides_the_micro_batches_from_the_datas_vocabulary(data_dir, tmp_path):
+    """train.gpu_memory_gib without a data section: the memory model takes the data's vocabulary;
+    a GPU too small for one sequence at a time stops the run before it trains, naming the size."""
+    run = Run("p", 6, "0.1M", 0.25, 1.0, 0)
+    with pytest.raises(ValueError, match=r"size 0\.1M: a step does not fit 0\.0 GiB of GPU memory"):
+        train(data_dir, tmp_path, run, "small", gpu_memory_gib=0.001, steps=2)
+    assert train(data_dir, tmp_path, run, "large", gpu_memory_gib=80, steps=2)["micro_batches"] == 1

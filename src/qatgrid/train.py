@@ -18,6 +18,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -238,6 +239,8 @@ def build(run: Run, tc: TrainConfig, data_dir: str, files: RunFiles, threads: in
     setup_device(device, threads)
     amp_dtype, compiled = fast_path(device, tc.precision, tc.compile)
     meta, train_tokens, val_tokens, val_bytes = load_data(data_dir)
+    if tc.vocab_size is None:  # a config without its data section: the memory model takes the data's
+        tc = dataclasses.replace(tc, vocab_size=meta["vocab_size"])
     plan = tc.plan(run)
     torch.manual_seed(run.seed)
     mcfg = ModelConfig.from_size(
