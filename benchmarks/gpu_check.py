@@ -1,6 +1,6 @@
 """The first GPU, in one command: is the CUDA fast path correct, how fast is it against the
 project's targets, does a small grid run through the pipeline, and what does a training job cost
-(the run costs the audit reads). On one CUDA GPU it finishes within 8 minutes.
+(the run costs the audit reads). On one CUDA GPU it finishes within 9 minutes.
 
     python benchmarks/gpu_check.py                    # one CUDA GPU; without one it says so and exits 2
     python benchmarks/gpu_check.py --smoke            # CPU, tiny sizes and steps: every code path, ~70 s of CPU
@@ -23,6 +23,9 @@ unused goes to the next; a section never eats into the boxes of those after it):
   packing      aggregate tokens/s of K = 8 concurrent 3M INT6 runs over one run alone
   compile      whole INT6 training jobs with an empty and then a warm compile cache (3M, 15M):
                the first compiled step of each, and the run costs the audit reads
+  memory       two INT6 steps of 350M at config/paper.yaml's batch and sequence length, in the
+               micro-batches its plan gives (train.gpu_memory_gib): peak allocated memory against
+               the memory model's (qatgrid.memory)
   speed:<size> tokens/s, MFU against the bf16 peak, QAT overhead (INT6 step / FP16 step) at 15M,
                50M and 100M, at config/paper.yaml's batch and sequence length
 
@@ -66,6 +69,7 @@ from gpu_sections import (
     fast_settings,
     section_compile,
     section_device,
+    section_memory,
     section_packing,
     section_pipeline,
     section_precompile,
@@ -78,7 +82,7 @@ DEFAULT_CONFIG_TRAIN = yaml.safe_load((REPO / "config" / "config.yaml").read_tex
 B, T = PAPER_TRAIN["batch_size"], PAPER_TRAIN["seq_len"]
 SMOKE_BACKEND = ">=0:aot_eager"  # TORCH_COMPILE_OVERRIDE_BACKENDS: every graph through aot_eager
 GPU_PLAN = {
-    "budget_s": 480,
+    "budget_s": 520,
     "train": PAPER_TRAIN,
     "device": {"box_s": 15},
     "precompile": {"box_s": 120, "sizes": ["3M", "15M", "50M", "100M"], "batch": B, "seq": T, "threads": 2},
@@ -87,10 +91,12 @@ GPU_PLAN = {
     "packing": {"box_s": 40, "size": "3M", "k": [1, 8], "steps": 20, "batch": B, "seq": T, "threads": 2},
     "compile": {"box_s": 100, "sizes": ["3M", "15M"], "steps": 30, "config": "config/paper.yaml", "train": {}},
     "speed": {"box_s": {"15M": 25, "50M": 25, "100M": 30}, "batch": B, "seq": T, "warmup": 5, "steps": 15},
+    # one step of the largest paper size in its plan's micro-batches (train.gpu_memory_gib), eager
+    "memory": {"box_s": 40, "size": "350M", "batch": B, "seq": T},
     "threads": 4,
 }
 SMOKE_PLAN = {
-    "budget_s": 600,  # the boxes add up to 590 s; the whole takes ~70 s of CPU time
+    "budget_s": 630,  # the boxes add up to 620 s; the whole takes ~70 s of CPU time
     "train": DEFAULT_CONFIG_TRAIN,
     "device": {"box_s": 30},
     "precompile": {"box_s": 40, "sizes": ["0.1M"], "batch": 4, "seq": 32, "threads": 1, "compile": False},
@@ -125,6 +131,8 @@ SMOKE_PLAN = {
         "compile": False,
     },
     "speed": {"box_s": {"0.1M": 60, "0.16M": 60}, "batch": 4, "seq": 32, "warmup": 2, "steps": 5, "compile": False},
+    # the default config names no GPU memory: two micro-batches asked for, to run accumulation
+    "memory": {"box_s": 30, "size": "0.16M", "batch": 4, "seq": 32, "train": {"micro_batches": 2}},
     "threads": 1,
 }
 
@@ -194,6 +202,7 @@ SECTIONS = {
     "correctness": section_correctness,
     "packing": section_packing,
     "compile": section_compile,
+    "memory": section_memory,
     "speed": section_speed,
 }
 
@@ -218,7 +227,7 @@ def child_env(args, tmp: Path) -> dict:
 def planned_sections(args, plan: dict) -> list[tuple[str, dict, float]]:
     """(name, what the section gets besides the common spec, time box) of every wanted section, in order."""
     wanted = [("device", {"plan": plan["device"]}, plan["device"]["box_s"])]
-    for name in ("precompile", "pipeline", "correctness", "packing", "compile"):
+    for name in ("precompile", "pipeline", "correctness", "packing", "compile", "memory"):
         wanted.append((name, {"plan": plan[name]}, plan[name]["box_s"]))
     for size, box_s in plan["speed"]["box_s"].items():
         wanted.append((f"speed:{size}", {"plan": plan["speed"], "size": size}, box_s))
@@ -312,6 +321,10 @@ def figures(sections: dict) -> list[dict]:
                 by_bits = {r["bits"]: r for r in s.get("rows", [])}
                 for b in (16, 6):
                     add(f"{size} MFU, bits {b}", by_bits.get(b, {}).get("mfu"), TARGETS[f"mfu_{size}"], False, "{:.1%}")
+    mem = sections.get("memory", {})
+    if mem.get("measured_over_modelled") is not None:
+        what = f"{mem['size']} step in {mem['micro_batches']} micro-batches: max allocated / modelled tensors"
+        add(what, mem["measured_over_modelled"], 1.0, True, "{:.2f}")
     pack = sections.get("packing", {})
     if pack:
         gain = pack.get("gain", {})
@@ -497,7 +510,7 @@ def parse_args():
     ap.add_argument(
         "--only", nargs="+", metavar="SECTION", help="pipeline, correctness, packing, compile, speed or speed:<size>"
     )
-    ap.add_argument("--budget", type=float, help="seconds for the whole check (default 480); time boxes scale with it")
+    ap.add_argument("--budget", type=float, help="seconds for the whole check (default 520); time boxes scale with it")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument(
         "--compile-cache", type=Path, help="Inductor cache the sections share (default results/cache/inductor)"

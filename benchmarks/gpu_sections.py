@@ -424,3 +424,58 @@ def section_speed(spec: dict, record: Record) -> None:
     if target is not None:
         for b in (16, 6):
             print(target_line(f"{size} MFU bits {b}", by_bits[b]["mfu"], target, False, "{:.1%}"))
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+
+def section_memory(spec: dict, record: Record) -> None:
+    """Two INT6 training steps of the largest size (config/paper.yaml's batch and seq_len on a GPU)
+    in the micro-batches its run's plan gives (qatgrid.memory, from train.gpu_memory_gib): the
+    second step's peak allocated memory (the optimiser state exists from the first) against the
+    modelled peak. Eager, as the model counts: a compiled step saves less."""
+    import torch
+
+    from qatgrid.config import TrainConfig
+    from qatgrid.grid import Run
+    from qatgrid.memory import GIB, step_memory
+    from qatgrid.model import ModelConfig
+    from qatgrid.runtime import fast_path, resolve_device, setup_device
+    from qatgrid.train import build_trainer, train_step
+
+    c = spec["plan"]
+    train = {**spec["train"], **c.get("train", {}), "batch_size": c["batch"], "seq_len": c["seq"]}
+    run = Run("memory", 6, c["size"], 0.33, 1.0, 0)
+    k = TrainConfig.from_config({"train": train, "data": {"vocab_size": 1024}}).plan(run).micro_batches
+    device = resolve_device("auto")
+    setup_device(device, spec["threads"])
+    amp_dtype, _ = fast_path(device, spec["fast"]["precision"], False)
+    cuda = device.type == "cuda"
+    precision = "fp32" if amp_dtype is None else "bf16-cuda" if cuda else "bf16-cpu"
+    modelled = step_memory(c["size"], 1024, c["batch"], c["seq"], 6, "muon", precision, k)
+    record.update(size=c["size"], batch=c["batch"], seq=c["seq"], micro_batches=k, precision=precision,
+                  modelled_gib=modelled.gib())  # fmt: skip
+    torch.manual_seed(0)
+    mcfg = ModelConfig.from_size(c["size"], vocab_size=1024, seq_len=c["seq"], bits=6)
+    _, forward, params, optimizers = build_trainer(mcfg, device, False, "muon", train["lr"], 1.0, 0.0)
+    xy = torch.randint(0, 1024, (2, c["batch"], c["seq"])).to(device)
+    try:
+        for step in range(2):
+            if cuda and step == 1:
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            loss = train_step(forward, params, optimizers, xy[0], xy[1], amp_dtype, train["grad_clip"], k)
+    except torch.OutOfMemoryError as e:  # a GPU smaller than train.gpu_memory_gib says
+        record["oom"] = f"{c['size']} in {k} micro-batches: {str(e).splitlines()[0][:300]}"
+        print(f"  OOM: {record['oom']}", flush=True)
+        return
+    record["loss"] = loss.item()
+    tensors = modelled.total - modelled.allowance  # what the caching allocator hands out
+    print(f"  {c['size']} INT6, {c['batch']} x {c['seq']} in {k} micro-batches ({precision}): modelled peak "
+          f"{modelled.total / GIB:.3g} GiB ({tensors / GIB:.3g} GiB of tensors + allowance)", flush=True)  # fmt: skip
+    if cuda:
+        record["max_allocated_gib"] = torch.cuda.max_memory_allocated() / GIB
+        record["measured_over_modelled"] = record["max_allocated_gib"] * GIB / tensors
+        print(f"  max allocated {record['max_allocated_gib']:.1f} GiB", flush=True)
+        # the model decides k: it must not undercount what the step allocates
+        check(record, "max allocated / modelled tensors", record["measured_over_modelled"], 1.0)

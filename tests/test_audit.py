@@ -206,3 +206,34 @@ def test_committed_cpu_measurement_is_used_by_the_default_config():
     est = gpu_hours(load_default_config(), REPO / "benchmarks" / "results")
     assert {v["source"] for v in est["per_size"].values()} == {"measured (cpu-x86-64-2core.json)"}
     assert est["total"] > 0
+
+
+def test_paper_audit_shows_peak_memory_and_micro_batches_per_size(tmp_path):
+    """The paper config names an 80 GB H100 (train.gpu_memory_gib 79): 350M at 64 x 1024 does not
+    fit in one piece and trains in micro-batches; every run's count is in the table and the CSV."""
+    from qatgrid.audit import memory_table
+    from qatgrid.memory import GIB, step_memory
+
+    cfg = paper_config()
+    memory = memory_table(cfg).set_index("size")
+    assert list(memory.index) == ["3M", "5M", "8M", "10M", "15M", "30M", "50M", "100M", "175M", "250M", "350M"]
+    assert memory.loc["100M", "micro_batches"] == 1
+    big = memory.loc["350M"]
+    assert big["whole_gib"] > 79 and big["micro_batches"] >= 2 and big["peak_gib"] <= 79
+    assert big["peak_gib"] == step_memory("350M", 1024, 64, 1024, 6, micro_batches=big["micro_batches"]).total / GIB
+    table = grid_table(cfg, tmp_path)
+    assert set(table.loc[table["size"] == "350M", "micro_batches"]) == {big["micro_batches"]}
+    assert set(table.loc[table["size"] == "15M", "micro_batches"]) == {1}
+    md = report(cfg, table)
+    assert "## GPU memory per size" in md and "train.gpu_memory_gib: 79 GiB" in md
+    assert f"| 350M | 64 | {big['whole_gib']:.4g} | {int(big['micro_batches'])} | {big['peak_gib']:.4g} |" in md
+
+
+def test_default_audit_never_splits_a_step(tmp_path):
+    """The CPU default names no GPU memory: every step in one piece."""
+    from qatgrid.audit import memory_table
+
+    cfg = load_default_config()
+    assert set(memory_table(cfg)["micro_batches"]) == {1}
+    assert set(grid_table(cfg, tmp_path)["micro_batches"]) == {1}
+    assert "train.gpu_memory_gib is not set: every step in one piece" in report(cfg, grid_table(cfg, tmp_path))

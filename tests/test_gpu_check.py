@@ -47,6 +47,7 @@ def test_smoke_runs_every_section(smoke):
         "correctness",
         "packing",
         "compile",
+        "memory",
         "speed:0.1M",
         "speed:0.16M",
     ]
@@ -54,6 +55,9 @@ def test_smoke_runs_every_section(smoke):
         [n for n in sections if n != "speed:0.16M"], "ok"
     )
     assert res["gpu_check"]["failed"] == []
+    memory = sections["memory"]  # accumulation over the two micro-batches the smoke plan asks for
+    assert memory["micro_batches"] == 2 and memory["precision"] == "bf16-cpu" and memory["loss"] > 0
+    assert memory["modelled_gib"]["total"] > memory["modelled_gib"]["activations"] > 0
     assert "Against the targets:" in proc.stdout
     md = path.with_suffix(".md").read_text()
     for heading in ("## Sections", "## Against the targets", "## Correctness", "## Throughput", "## Pipeline"):
@@ -218,11 +222,11 @@ def test_the_audit_estimates_the_paper_grid_from_the_checks_measurements(tmp_pat
 @pytest.mark.parametrize("plan", [gpu_check.GPU_PLAN, gpu_check.SMOKE_PLAN], ids=["gpu", "smoke"])
 def test_the_time_boxes_fit_the_budget(plan):
     """Every section keeps its box (time unused goes to the next), so their sum bounds the whole:
-    at most 8 minutes on a GPU."""
+    at most 9 minutes on a GPU."""
     args = argparse.Namespace(only=None)
     boxes = [box for _, _, box in gpu_check.planned_sections(args, plan)]
-    assert len(boxes) == 6 + len(plan["speed"]["box_s"])  # device, precompile, pipeline … compile, speed:*
+    assert len(boxes) == 7 + len(plan["speed"]["box_s"])  # device, precompile, pipeline … compile, memory, speed:*
     assert sum(boxes) <= plan["budget_s"]
-    assert gpu_check.GPU_PLAN["budget_s"] <= 480
+    assert gpu_check.GPU_PLAN["budget_s"] <= 520
     only = gpu_check.planned_sections(argparse.Namespace(only=["speed:50M", "packing"]), gpu_check.GPU_PLAN)
     assert [name for name, _, _ in only] == ["device", "packing", "speed:50M"]

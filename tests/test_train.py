@@ -69,6 +69,7 @@ def test_metrics_and_outputs(data_dir, tmp_path):
     assert not m["diverged"] and m["final_val_loss"] < 5.70  # below ln(300): it learned something
     assert m["final_val_loss"] == m["curve"][-1]["val_loss"]
     assert m["final_val_bpb"] > 0
+    assert m["micro_batches"] == 1  # the default names no GPU memory: every step in one piece
     assert json.loads((RunFiles(run.id, tmp_path / "a").out_dir / "metrics.json").read_text())["run_id"] == run.id
     for f in ("ckpt_prewarmdown.pt", "ckpt_final.pt"):
         assert (RunFiles(run.id, tmp_path / "a").out_dir / f).stat().st_size > 0
@@ -277,3 +278,99 @@ def test_exit_without_teardown_flushes_logs_and_streams_and_skips_the_rest(tmp_p
     assert out.stdout == "buffered line\n"
     assert log.read_text().rstrip().endswith("qatgrid.train INFO outputs written")
     assert "outputs written" in out.stderr
+
+
+# --- micro-batches: gradient accumulation in train_step ----------------------------------------
+
+
+def train_step_before_micro_batches(forward, params, optimizers, x, y, amp_dtype, grad_clip):
+    """train_step as it was before micro-batching, line for line: k = 1 must stay this, bitwise."""
+    with train_module.autocast(x.device, amp_dtype):
+        loss = forward(x, y)
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    for opt in optimizers:
+        opt.step()
+    return loss
+
+
+def micro_batch_trainer(optimizer="muon"):
+    """A two-layer, two-head (grouped-query) INT6 model, seeded, with its optimisers."""
+    from qatgrid.model import ModelConfig
+
+    torch.manual_seed(0)
+    mcfg = ModelConfig(vocab_size=300, n_layer=2, d_model=128, seq_len=32, bits=6)
+    return train_module.build_trainer(mcfg, torch.device("cpu"), False, optimizer, TRAIN["lr"], 1.0, 0.0)
+
+
+def micro_batch_steps(step_fn, n_steps=3, optimizer="muon", **kw):
+    """Weights after each of n_steps and the gradients of the first, same batches every call."""
+    model, forward, params, optimizers = micro_batch_trainer(optimizer)
+    g = torch.Generator().manual_seed(1)
+    grads, losses = None, []
+    for _ in range(n_steps):
+        xy = torch.randint(0, 300, (2, 8, 32), generator=g)
+        losses.append(step_fn(forward, params, optimizers, xy[0], xy[1], None, TRAIN["grad_clip"], **kw).item())
+        if grads is None:
+            grads = [p.grad.clone() for p in params]
+    return [p.detach().clone() for p in params], grads, losses
+
+
+def test_train_step_of_one_micro_batch_is_bitwise_the_step_before_micro_batching():
+    for optimizer in ("muon", "adamw"):
+        before = micro_batch_steps(train_step_before_micro_batches, optimizer=optimizer)
+        now = micro_batch_steps(train_module.train_step, optimizer=optimizer, micro_batches=1)
+        for a, b in zip(before[0] + before[1], now[0] + now[1]):
+            assert torch.equal(a, b)
+        assert before[2] == now[2]
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_train_step_in_micro_batches_equals_the_whole_batch_within_fp32_rounding(k):
+    whole = micro_batch_steps(train_module.train_step)
+    parts = micro_batch_steps(train_module.train_step, micro_batches=k)
+    grad_diff = max((a - b).abs().max().item() for a, b in zip(whole[1], parts[1]))
+    grad_scale = max(a.abs().max().item() for a in whole[1])
+    weight_diff = max((a - b).abs().max().item() for a, b in zip(whole[0], parts[0]))
+    loss_diff = max(abs(a - b) for a, b in zip(whole[2], parts[2]))
+    print(f"k={k}: max |grad diff| {grad_diff:.2e} (max |grad| {grad_scale:.2e}), max |weight diff| after 3 steps "
+          f"{weight_diff:.2e}, max |loss diff| {loss_diff:.2e}")  # fmt: skip
+    assert grad_diff <= 1e-5 * grad_scale
+    # The weights move ~1e-2 in 3 steps. Their difference is larger than the gradients': at step 1
+    # the zero-initialised projections leave most gradients exactly 0, and at step 2 Muon and Adam
+    # scale the first, tiny nonzero gradients up to full-size updates, rounding differences and all.
+    assert weight_diff <= 1e-4
+    assert loss_diff <= 1e-5
+    assert grad_diff > 0 or weight_diff > 0  # another summation order: not the same computation
+
+
+def test_micro_batches_that_do_not_divide_the_batch_are_refused():
+    model, forward, params, optimizers = micro_batch_trainer()
+    x = torch.zeros(8, 32, dtype=torch.int64)
+    with pytest.raises(ValueError, match="3 micro-batches do not divide the batch of 8"):
+        train_module.train_step(forward, params, optimizers, x, x, None, 1.0, micro_batches=3)
+
+
+def test_a_run_in_micro_batches_records_them_and_trains_the_same_run(data_dir, tmp_path):
+    """train.micro_batches reaches the plan and the step: the same run in two micro-batches per
+    step, its curve equal to the one-piece run's to fp32 rounding."""
+    run = Run("p", 6, "0.1M", 0.25, 1.0, 0)
+    whole = train(data_dir, tmp_path, run, "whole")
+    parts = train(data_dir, tmp_path, run, "parts", micro_batches=2)
+    assert parts["micro_batches"] == 2
+    diffs = [abs(a["train_loss"] - b["train_loss"]) for a, b in zip(whole["curve"], parts["curve"])]
+    print(f"max |train loss difference| over {len(diffs)} logged steps: {max(diffs):.2e}")
+    assert 0 < max(diffs) < 1e-3
+    assert abs(whole["final_val_loss"] - parts["final_val_loss"]) < 1e-3
+
+
+def test_gpu_memory_decides_the_micro_batches_from_the_datas_vocabulary(data_dir, tmp_path):
+    """train.gpu_memory_gib without a data section: the memory model takes the data's vocabulary;
+    a GPU too small for one sequence at a time stops the run before it trains, naming the size."""
+    run = Run("p", 6, "0.1M", 0.25, 1.0, 0)
+    with pytest.raises(ValueError, match=r"size 0\.1M: a step does not fit 0\.0 GiB of GPU memory"):
+        train(data_dir, tmp_path, run, "small", gpu_memory_gib=0.001, steps=2)
+    assert train(data_dir, tmp_path, run, "large", gpu_memory_gib=80, steps=2)["micro_batches"] == 1

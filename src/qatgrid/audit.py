@@ -28,6 +28,7 @@ import pandas as pd
 
 from .grid import AXES, Run, bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
 from .io import error_line, tail_lines
+from .memory import GIB, plan_micro_batches, step_memory, train_precision
 from .runfiles import GroupFiles, RunFiles
 from .sizes import size_to_number
 from .trunks import group_jobs, plan_branches, plan_groups, trunk_name
@@ -196,6 +197,7 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
                 "est_gpu_hours": est,
                 "est_gpu_hours_alone": alone,
                 "est_source": source,
+                "micro_batches": run_micro_batches(config, run),
                 "status": (
                     run_status(Path(results), run.id, log=job_log(config, results, run))
                     if results is not None
@@ -204,6 +206,60 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
             }
         )
     return pd.DataFrame(rows)
+
+
+def run_micro_batches(config: dict, run: Run) -> int | None:
+    """The run's micro-batches per step (qatgrid.memory.plan_micro_batches); None if no count fits."""
+    try:
+        return plan_micro_batches(config["train"], run, config.get("data", {}).get("vocab_size"))
+    except ValueError:
+        return None
+
+
+def memory_table(config: dict) -> pd.DataFrame:
+    """Per size, the modelled peak GPU memory of a training step (qatgrid.memory) in one piece and in
+    the micro-batches its runs use: the largest over the size's runs (bit-widths, optimisers, batches)."""
+    train, vocab = config["train"], config.get("data", {}).get("vocab_size", 1024)
+    precision = train_precision(train)
+    per_size: dict[str, list] = {}
+    for run in expand_runs(config):
+        batch, k = run_batch_size(train, run), run_micro_batches(config, run)
+        args = (run.size, vocab, batch, train["seq_len"], run.bits, run.optimizer, precision)
+        peak = step_memory(*args, k).total / GIB if k else float("nan")
+        per_size.setdefault(run.size, []).append((batch, step_memory(*args).total / GIB, k, peak))
+    rows = []
+    for size in sorted(per_size, key=size_to_number):
+        batch, whole, ks, peak = zip(*per_size[size])
+        rows.append(
+            {
+                "size": size,
+                "batch": max(batch),
+                "whole_gib": max(whole),
+                # "-": no count fits some run of this size; its training stops with the memory model's error
+                "micro_batches": "-" if None in ks else max(ks),
+                "peak_gib": max(peak),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def memory_note(config: dict, table: pd.DataFrame) -> str:
+    train = config["train"]
+    gpu = train.get("gpu_memory_gib")
+    fixed = train.get("micro_batches", "auto")
+    how = (
+        f"train.micro_batches: {fixed} for every run"
+        if fixed != "auto"
+        else f"the fewest micro-batches that fit train.gpu_memory_gib: {gpu:g} GiB"
+        if gpu
+        else "train.gpu_memory_gib is not set: every step in one piece"
+    )
+    return (
+        f"Modelled peak GPU memory of one training step ({train_precision(train)} eager, "
+        f"{train['seq_len']} tokens per sequence; qatgrid.memory), the whole batch at once (`whole_gib`) and in "
+        f"`micro_batches` ({how}); the largest over each size's runs. `-`: no count fits, training stops naming "
+        "the size."
+    )
 
 
 def gpu_hours(config: dict, bench_dir: str | Path = BENCH_DIR) -> dict:
@@ -279,6 +335,7 @@ def report(config: dict, table: pd.DataFrame) -> str:
         for level, n in table.groupby(axis, sort=True).size().items():
             axes.append({"axis": axis.removesuffix("_label"), "level": level, "runs": n})
     mismatches = check_counts(table, expected)
+    memory = memory_table(config)
     check = ["## Check against the study's counts", ""]
     for r in count_check(table, expected):
         if r["expected"] is None:
@@ -312,6 +369,12 @@ def report(config: dict, table: pd.DataFrame) -> str:
             _md_table(per_size),
             "",
             f"Held-out sizes for the penalty law: {', '.join(config['analysis']['heldout_sizes']) or 'none'}",
+            "",
+            "## GPU memory per size",
+            "",
+            memory_note(config, memory),
+            "",
+            _md_table(memory) if len(memory) else "none",
             "",
             "## Runs per axis level",
             "",

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from .grid import TRAIN_DEFAULTS, Run, lr_batch_factor, run_batch_size, run_data_seed, total_steps
+from .memory import plan_micro_batches
 from .schedule import warmdown_start
+
+NOT_TRAIN = ("tensorboard", "compile_cache", "vocab_size")  # TrainConfig fields from outside `train`
 
 
 @dataclass(frozen=True)
@@ -41,15 +44,18 @@ class TrainConfig:
     trunk_jobs: str = TRAIN_DEFAULTS["trunk_jobs"]  # segments | group
     batches: str = TRAIN_DEFAULTS["batches"]  # stream | random
     stream_spans: int = TRAIN_DEFAULTS["stream_spans"]
-    # not in `train`: logging.tensorboard and the top-level compile_cache
+    gpu_memory_gib: float | None = TRAIN_DEFAULTS["gpu_memory_gib"]
+    micro_batches: str | int = TRAIN_DEFAULTS["micro_batches"]  # auto | count
+    # not in `train`: logging.tensorboard, the top-level compile_cache and data.vocab_size
     tensorboard: bool = field(default=False, compare=False)
     compile_cache: str | None = field(default=None, compare=False)
+    vocab_size: int | None = field(default=None, compare=False)  # data.vocab_size: the memory model's logits
 
     @classmethod
     def from_config(cls, cfg: dict) -> TrainConfig:
         """From a whole config ({train, logging?, compile_cache?}); an unknown train key is an error naming it."""
         train = dict(cfg["train"])
-        known = {f.name for f in dataclasses.fields(cls)} - {"tensorboard", "compile_cache"}
+        known = {f.name for f in dataclasses.fields(cls)} - set(NOT_TRAIN)
         unknown = sorted(set(train) - known)
         if unknown:
             raise ValueError(f"train: unknown key(s) {unknown}; expected some of {sorted(known)}")
@@ -62,12 +68,13 @@ class TrainConfig:
             **train,
             tensorboard=bool((cfg.get("logging") or {}).get("tensorboard", False)),
             compile_cache=cfg.get("compile_cache"),
+            vocab_size=(cfg.get("data") or {}).get("vocab_size"),
         )
 
     @cached_property
     def train_section(self) -> dict:
         """The `train` section as a dict, for the grid's step arithmetic (shared with the audit)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("tensorboard", "compile_cache")}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in NOT_TRAIN}
 
     def plan(self, run: Run) -> RunPlan:
         steps = total_steps(self.train_section, run)
@@ -77,6 +84,7 @@ class TrainConfig:
             batch_size=run_batch_size(self.train_section, run),
             lr_mult=run.lr_mult * lr_batch_factor(self.train_section, run),
             data_seed=run_data_seed(run),
+            micro_batches=plan_micro_batches(self.train_section, run, self.vocab_size),
         )
 
 
@@ -89,3 +97,4 @@ class RunPlan:
     batch_size: int
     lr_mult: float
     data_seed: int | None  # None: the baseline's one data order
+    micro_batches: int = 1  # a step's batch in this many micro-batches (qatgrid.memory)

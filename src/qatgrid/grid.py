@@ -60,6 +60,8 @@ TRAIN_DEFAULTS = {
     "batches": "stream",
     "stream_spans": 1,
     "trunk_jobs": "segments",
+    "gpu_memory_gib": None,
+    "micro_batches": "auto",
 }
 # The base arm: the runs the boundary, penalty and robustness analyses compare against. Phase 5's
 # other arms change one of these axes.

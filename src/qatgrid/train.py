@@ -18,6 +18,7 @@ uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -95,9 +96,17 @@ def train_step(
     y: torch.Tensor,
     amp_dtype: torch.dtype | None,
     grad_clip: float,
+    micro_batches: int = 1,
 ) -> torch.Tensor:
     """One optimiser step. Returns the loss tensor unread: reading it (.item()) would make the
-    host wait for the GPU, so the loop reads it only at log intervals."""
+    host wait for the GPU, so the loop reads it only at log intervals.
+
+    With `micro_batches` k > 1 the batch's rows go through the model k at a time, as the
+    baseline's gradient accumulation: each micro-batch's mean loss / k is backpropagated, the
+    gradients add up to the whole batch's (equal micro-batches: the mean of means is the mean),
+    and clipping and the optimiser step see them once. k = 1 is the one-pass step, unchanged."""
+    if micro_batches > 1:
+        return accumulate(forward, params, optimizers, x, y, amp_dtype, grad_clip, micro_batches)
     with autocast(x.device, amp_dtype):
         loss = forward(x, y)
     for opt in optimizers:
@@ -108,6 +117,25 @@ def train_step(
     for opt in optimizers:
         opt.step()
     return loss
+
+
+def accumulate(forward, params, optimizers, x, y, amp_dtype, grad_clip: float, k: int) -> torch.Tensor:
+    """train_step over k micro-batches of the batch's rows: the gradients of their losses / k add up."""
+    if x.size(0) % k:
+        raise ValueError(f"train.micro_batches: {k} micro-batches do not divide the batch of {x.size(0)} sequences")
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    total = torch.zeros((), device=x.device)
+    for xs, ys in zip(x.chunk(k), y.chunk(k)):
+        with autocast(x.device, amp_dtype):
+            loss = forward(xs, ys) / k
+        loss.backward()
+        total += loss.detach()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    for opt in optimizers:
+        opt.step()
+    return total
 
 
 def eval_windows(n_val: int, seq_len: int, max_tokens: int) -> int:
@@ -211,6 +239,8 @@ def build(run: Run, tc: TrainConfig, data_dir: str, files: RunFiles, threads: in
     setup_device(device, threads)
     amp_dtype, compiled = fast_path(device, tc.precision, tc.compile)
     meta, train_tokens, val_tokens, val_bytes = load_data(data_dir)
+    if tc.vocab_size is None:  # a config without its data section: the memory model takes the data's
+        tc = dataclasses.replace(tc, vocab_size=meta["vocab_size"])
     plan = tc.plan(run)
     torch.manual_seed(run.seed)
     mcfg = ModelConfig.from_size(
@@ -275,7 +305,7 @@ def train_until(t: Training, stop_step: int, progress: Progress, stop_requested:
         lr_mult = lr_multiplier(t.step, plan.steps, tc.warmup_steps, run.warmdown_frac, run.schedule)
         set_step(t.optimizers, lr_mult, t.step, tc.muon_momentum)
         x, y = train_batch(t.train_tokens, tc.train_section, run, t.step, plan.batch_size, tc.seq_len, t.device)
-        loss = train_step(t.forward, t.params, t.optimizers, x, y, t.amp_dtype, tc.grad_clip)
+        loss = train_step(t.forward, t.params, t.optimizers, x, y, t.amp_dtype, tc.grad_clip, plan.micro_batches)
         t.step += 1
         if t.step % tc.log_every == 0 or t.step == plan.steps:
             log_step(t, loss, progress)
@@ -322,6 +352,7 @@ def metrics_record(t: Training) -> dict:
         "data_seed": plan.data_seed,
         "batches": tc.batches,
         "stream_spans": tc.stream_spans,
+        "micro_batches": plan.micro_batches,
         "hold_tokens": tc.hold_tokens,
         "lr_batch_rule": tc.lr_batch_rule,
         "final_val_loss": final_val,
