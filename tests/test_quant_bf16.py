@@ -177,3 +177,10 @@ def test_compiled_bf16_layer_equals_eager():
     compiled = torch.compile(lin, backend="inductor", fullgraph=True)
     eager = bf16_grads(lin, x, lin.weight, g)
     assert all(torch.equal(a, b) for a, b in zip(bf16_grads(compiled, x, lin.weight, g), eager))
+
+
+def test_shape_only_tracing_on_meta_tensors_still_runs():
+    # autocast knows no "meta" device: the layer must not ask it about one
+    with torch.device("meta"):
+        y = QATLinear(8, 4, 8)(torch.zeros(2, 8))
+    assert y.shape == (2, 4) and y.dtype == torch.float32

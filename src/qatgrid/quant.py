@@ -86,8 +86,9 @@ def fake_quant(w: torch.Tensor, bits: int) -> torch.Tensor:
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
     """The dtype an op on autocast's lower-precision list (F.linear; on CUDA also attention) computes
     x in: autocast's where it is on for x's device, else x's own."""
-    device = x.device.type
-    return torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+    device = x.device.type  # autocast knows no "meta": shape-only tracing keeps x's dtype
+    on = torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+    return torch.get_autocast_dtype(device) if on else x.dtype
 
 
 class GridLinear(torch.autograd.Function):
