@@ -1,7 +1,19 @@
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from qatgrid.model import CONTROL_TENSOR_NAMES, GPT, ModelConfig, count_params, is_block_matrix, rms_norm, softcap
+from qatgrid.model import (
+    CONTROL_TENSOR_NAMES,
+    GPT,
+    Attention,
+    ModelConfig,
+    causal_attention,
+    count_params,
+    is_block_matrix,
+    kv_expanded,
+    rms_norm,
+    softcap,
+)
 from qatgrid.quant import QATLinear
 from qatgrid.sizes import SIZES, size_to_number
 
@@ -117,3 +129,47 @@ def test_softcap_is_cap_tanh_in_value_and_gradient():
 def test_unknown_size_lists_known_ones():
     with pytest.raises(KeyError, match="unknown model size '7M'; known sizes: 0.1M"):
         ModelConfig.from_size("7M", vocab_size=10, seq_len=4)
+
+
+# (batch, query heads, KV heads, tokens): the head counts of widths 256, 512 (the baseline's) and 1536
+@pytest.mark.parametrize("b, n_head, n_kv, t", [(2, 4, 2, 16), (2, 8, 4, 64), (1, 24, 12, 32), (3, 6, 3, 17)])
+def test_repeated_kv_heads_equal_enable_gqa(b, n_head, n_kv, t):
+    gen = torch.Generator().manual_seed(n_head)
+    q, k, v = (torch.randn(b, h, t, 64, generator=gen) for h in (n_head, n_kv, n_kv))
+    g = torch.randn(b, n_head, t, 64, generator=gen)
+    results = []
+    for expand_kv in (False, True):
+        leaves = [a.clone().requires_grad_(True) for a in (q, k, v)]
+        y = causal_attention(*leaves, expand_kv)
+        y.backward(g)
+        results.append((y, *(a.grad for a in leaves)))
+    (y, dq, dk, dv), (y_rep, dq_rep, dk_rep, dv_rep) = results
+    assert torch.equal(y_rep, y) and torch.equal(dq_rep, dq)  # the same grouping, bitwise
+    # dK and dV sum over each group's query heads, in another order: equal within fp32 rounding
+    for rep, ref in ((dk_rep, dk), (dv_rep, dv)):
+        torch.testing.assert_close(rep, ref, rtol=0, atol=4 * torch.finfo(torch.float32).eps * ref.abs().max().item())
+
+
+def test_kv_heads_are_repeated_on_cuda_in_fp32_only():
+    assert kv_expanded("cuda", torch.float32, 8, 4)  # else the math kernel: B·H·T² scores
+    assert not kv_expanded("cuda", torch.bfloat16, 8, 4)  # flash / cuDNN take enable_gqa
+    assert not kv_expanded("cuda", torch.float32, 1, 1)  # no grouped heads
+    assert not kv_expanded("cpu", torch.float32, 8, 4)  # CPU flash takes fp32 with enable_gqa
+
+
+class AttentionKernels(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.kv_heads = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if "scaled_dot_product" in func.overloadpacket.__name__:
+            self.kv_heads.append((args[0].size(1), args[1].size(1), args[2].size(1)))
+        return func(*args, **(kwargs or {}))
+
+
+def test_cpu_attention_keeps_its_grouped_kv_heads():
+    attn = Attention(ModelConfig(vocab_size=16, n_layer=1, d_model=512, seq_len=8))
+    with AttentionKernels() as mode:
+        attn(torch.randn(2, 8, 512))
+    assert mode.kv_heads == [(8, 4, 4)]  # enable_gqa's call, as before: CPU results unchanged

@@ -221,6 +221,21 @@ def test_a_kill_inside_rotation_leaves_a_loadable_checkpoint(tmp_path, monkeypat
     assert checkpoint.load_state(tmp_path)["step"] in (3, 6)
 
 
+def test_model_state_is_a_detached_copy_the_model_cannot_change():
+    # on CPU .cpu() returns the parameter itself: the snapshot must still be its own storage
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
+    snapshot = checkpoint.model_state(model)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    assert snapshot.keys() == before.keys()
+    for k, v in snapshot.items():
+        assert v.device.type == "cpu" and not v.requires_grad and v.grad_fn is None
+        assert torch.equal(v, before[k]) and not torch.equal(v, model.state_dict()[k])
+        assert v.untyped_storage().data_ptr() != model.state_dict()[k].untyped_storage().data_ptr()
+
+
 ALLOCATOR_BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_allocator.py"
 
 

@@ -88,7 +88,9 @@ def clear_state(state_dir: str | Path) -> None:
 
 
 def model_state(model: torch.nn.Module) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    """A detached CPU copy of the weights, one copy whatever the device (on CPU a fresh tensor too,
+    so later steps cannot change it)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def save_weights(path: Path, weights: dict, info: dict) -> None:

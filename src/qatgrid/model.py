@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .quant import QATLinear
+from .quant import QATLinear, compute_dtype
 from .sizes import HEAD_DIM, SIZES
 
 CONTROL_TENSOR_NAMES = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weights")
@@ -91,6 +91,23 @@ class Rotary(nn.Module):
         return torch.cat((x1 * cos + x2 * sin, -x1 * sin + x2 * cos), dim=-1)
 
 
+def kv_expanded(device_type: str, dtype: torch.dtype, n_head: int, n_kv: int) -> bool:
+    """Whether attention repeats each KV head for its query heads rather than pass enable_gqa: on
+    CUDA in fp32 only. Flash and cuDNN attention take fp16/bf16 only and the memory-efficient kernel
+    takes no enable_gqa, so fp32 grouped-query attention would fall to the math kernel, which
+    materialises B·H·T² scores. CPU's flash kernel takes fp32 with enable_gqa; repeating there would
+    sum dK/dV over each group in another order (not bitwise), so CPU keeps the enable_gqa call."""
+    return device_type == "cuda" and dtype == torch.float32 and n_kv != n_head
+
+
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, expand_kv: bool) -> torch.Tensor:
+    """Causal attention; query head h reads KV head h // (n_head / n_kv), enable_gqa's grouping."""
+    n_head, n_kv = q.size(1), k.size(1)
+    if expand_kv:
+        k, v = k.repeat_interleave(n_head // n_kv, dim=1), v.repeat_interleave(n_head // n_kv, dim=1)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=k.size(1) != n_head)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -110,7 +127,8 @@ class Attention(nn.Module):
         q, k = self.rotary(rms_norm(q)), self.rotary(rms_norm(k))  # QK-norm, then RoPE
         # QK-norm fixes the logits' scale; the learned gain lets each head sharpen it again.
         q = q * self.q_gain.to(q.dtype)[None, :, None, None]
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.n_kv != self.n_head)
+        expand_kv = kv_expanded(q.device.type, compute_dtype(q), self.n_head, self.n_kv)
+        y = causal_attention(q, k, v, expand_kv)
         return self.proj(y.transpose(1, 2).reshape(b, t, -1))
 
 
