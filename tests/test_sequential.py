@@ -227,3 +227,9 @@ def test_decisive_cells_stop_early_with_the_fixed_verdict():
         assert f["decisive"].all() and (f["best"] == 1).all()
         assert (s["decisive"] & (s["best"] == 1)).mean() >= 0.99
         assert s["seeds"].mean() <= max_seeds
+
+
+def test_decide_cell_rejects_more_seeds_than_the_look_plans():
+    null = sq.planted_losses(np.random.default_rng(3), 1, [0.0, 0.0], 10)
+    with pytest.raises(ValueError, match="look 1 plans 3 seeds, the runs pair 5"):
+        sq.decide_cell(sq.Design((3, 5, 10)), runs_frame(null[..., :5], wds=(0.1, 0.33), lrs=(1.0,)), 1)

@@ -18,12 +18,13 @@ Conventions (those of R's gsDesign `test.type=2` and ldbounds `sides=2`):
   S_k = Z_k sqrt(t_k), Simpson's rule on the continuation region (Jennison & Turnbull 2000, ch. 19).
 - Small samples: with n_k seeds the paired statistic is Student's t on n_k - 1 df, not z. Mapping
   each z boundary to the t at the same nominal level (the "significance level approach",
-  Jennison & Turnbull 2000, sec. 3.8; `nominal_t_boundaries`) is exact at the first look but, with
-  2-9 df, lets the t cross more often than the z boundaries allow (0.053 instead of 0.050 for
+  Jennison & Turnbull 2000; `nominal_t_boundaries`) is exact at the first look but, with
+  2-9 df, lets the t cross more often than the z boundaries allow (0.054 instead of 0.050 for
   looks [3, 5]). The t boundaries used (`t_boundaries`) spend the same alpha on the t statistics
   themselves: their null joint distribution does not depend on the noise sd, so the crossing
   probabilities are computed once, on a million simulated paths with a fixed seed (Monte Carlo
-  error ~1e-4); the first look's is exactly t.ppf(1 - a(t_1), n_1 - 1). Error rates are checked
+  error ~1e-4; Jennison & Turnbull 1991 compute the same exactly by numerical integration); the
+  first look's is exactly t.ppf(1 - a(t_1), n_1 - 1). Error rates are checked
   by independent simulation (`simulate`, tests/test_sequential.py, benchmarks/sequential_sim.py).
 
 Multiplicity, mirroring the fixed design (`stats.paired_tests` + `stats.regimes`): the fixed
@@ -33,9 +34,10 @@ same step-down with a boundary set per Holm level: the r-th smallest p at look j
 nominal level of the alpha / (k - r) boundaries at look j. With one look this is exactly the
 fixed design (tested). "Every comparison must cross" makes the decisive claim an
 intersection-union test (Berger 1982): for a fixed best each comparison at level alpha suffices,
-and Holm's smaller levels only make it stricter. The best is picked from the data; the least
-favourable case is two levels tied at the top, where the rule is the two-sided test at alpha
-(the side is the data's pick). `simulate` checks this, the LR selection included.
+and Holm's smaller levels only make it stricter. The best is picked from the data; the worst case
+we know of is two levels tied at the top with the others far worse, where the rule is the
+two-sided test at alpha (the side is the data's pick). This is checked by simulation
+(`simulate`), LR selection included, not proven for every configuration.
 
 Futility is non-binding (the boundaries are computed as if it never stopped a cell, so stopping
 for futility can only lower the error rate): at a look before the last, a cell stops when the
@@ -221,7 +223,7 @@ def z_boundaries(design: Design, k: int) -> np.ndarray:
 def nominal_t_boundaries(design: Design, k: int = 1) -> np.ndarray:
     """The significance-level approach: each z boundary at its nominal level on the look's t,
     t.ppf(Phi(c_k), n_k - 1). Exact at the first look, but with 2-9 df it lets the paired t cross
-    more often than the z boundaries allow (sequential-sim: 0.053 for looks [3, 5] at alpha 0.05),
+    more often than the z boundaries allow (sequential-sim: 0.054 for looks [3, 5] at alpha 0.05),
     so the decision uses `t_boundaries`."""
     n = np.asarray(design.looks, dtype=float)[:, None]
     return sps.t.ppf(sps.norm.cdf(z_boundaries(design, k)), n - 1)
@@ -280,7 +282,7 @@ def decide_arrays(design: Design, look: int, t_stat: np.ndarray, n_pairs: np.nda
     t_stat (R, k) paired t of each alternative against the cell's best (>= 0; NaN: no test),
     n_pairs (R, k) seeds paired. Returns decision codes (R,), per-comparison significance
     (R, k) by the step-down, the t boundary each comparison faced (R, k), the weakest
-    comparison's conditional power (R,) and its statistic (R,)."""
+    comparison's conditional power (R,), its statistic (R,) and its column (R,)."""
     t_stat = np.asarray(t_stat, dtype=float)
     n_pairs = np.asarray(n_pairs, dtype=float)
     R, k = t_stat.shape
@@ -309,6 +311,7 @@ def decide_arrays(design: Design, look: int, t_stat: np.ndarray, n_pairs: np.nda
     weakest = np.take_along_axis(t_stat, order[:, -1:], axis=1)[:, 0]
     return {
         "decision": decision,
+        "weakest": order[:, -1],
         "significant": significant,
         "boundary_t": bound_t,
         "conditional_power": cp,
@@ -342,6 +345,8 @@ def decide_cell(design: Design, runs, look: int) -> Decision:
         raise ValueError("decide_cell needs the runs of exactly one cell with >= 2 warmdown levels")
     t_stat = tests["z"].to_numpy(dtype=float)[None, :]
     n_pairs = tests["n_pairs"].to_numpy(dtype=float)[None, :]
+    if n_pairs.max() > design.looks[look - 1]:
+        raise ValueError(f"look {look} plans {design.looks[look - 1]} seeds, the runs pair {int(n_pairs.max())}")
     out = decide_arrays(design, look - 1, t_stat, n_pairs)
     code = int(out["decision"][0])
     comps = [
@@ -356,7 +361,7 @@ def decide_cell(design: Design, runs, look: int) -> Decision:
             tests["alt_warmdown"], tests["n_pairs"], tests["z"], out["boundary_t"][0], out["significant"][0]
         )
     ]
-    weak = int(np.argmax(np.where(np.isnan(t_stat[0]), -np.inf, -t_stat[0])))
+    weak = int(out["weakest"][0])
     return Decision(
         decision=DECISIONS[code],
         look=look,
