@@ -185,12 +185,14 @@ def boxes(plan: dict) -> dict[str, float]:
 
 
 def with_boxes(plan: dict) -> dict:
-    """The plan with every section's box from the model and the budget their sum."""
+    """The plan with every modelled section's box from the model and the budget the sum of all
+    boxes (a section the model does not cover keeps the box its plan gives)."""
     b = boxes(plan)
     for name in ("device", "precompile", "pipeline", "correctness", "packing", "compile"):
         plan[name]["box_s"] = b[name]
     plan["speed"]["box_s"] = {size: b[f"speed:{size}"] for size in plan["speed"]["box_s"]}
-    plan["budget_s"] = sum(b.values())
+    others = [v["box_s"] for k, v in plan.items() if k not in {*b, "speed"} and isinstance(v, dict) and "box_s" in v]
+    plan["budget_s"] = sum(b.values()) + sum(others)
     return plan
 
 
