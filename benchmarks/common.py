@@ -31,8 +31,21 @@ RESULTS = REPO / "benchmarks" / "results"
 BITS = [16, 8, 6, 4]
 DEFAULT_TRAIN = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]  # the default's settings
 LR = DEFAULT_TRAIN["lr"]
-# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' datasheets, for MFU.
-BF16_PEAK = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
+# Dense (not 2:4 sparse) bf16 tensor-core peaks (FLOP/s) from NVIDIA's datasheets, for MFU: the
+# first key the device's name contains, so a variant comes before its family ("H100 PCIe" before
+# "H100", "A100" before "A10"). H100 SXM and H200 SXM 989 (1,979 sparse), H100 NVL and H200 NVL 835
+# (1,671 sparse), H100 PCIe 756 (1,513 sparse), A100 SXM and PCIe 312 (624 sparse), L40S 362, A10 125.
+# torch names an H100 SXM "NVIDIA H100 80GB HBM3", a PCIe card "NVIDIA H100 PCIe".
+BF16_PEAK = {
+    "H100 PCIe": 756e12,
+    "H100 NVL": 835e12,
+    "H200 NVL": 835e12,
+    "H100": 989e12,
+    "H200": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10": 125e12,
+}
 TARGETS = {
     "qat_overhead_gpu": 1.10,
     "qat_overhead_cpu": 1.25,
@@ -129,7 +142,7 @@ def trainer(size: str, bits: int, batch: int, seq: int, threads: int, fast: dict
 
     from qatgrid.model import ModelConfig, count_params
     from qatgrid.runtime import fast_path, resolve_device, setup_device
-    from qatgrid.train import build_trainer, train_step
+    from qatgrid.train import build_trainer, evaluate, train_step
 
     device = resolve_device("auto")
     setup_device(device, threads)
@@ -147,6 +160,12 @@ def trainer(size: str, bits: int, batch: int, seq: int, threads: int, fast: dict
 
     def step() -> None:
         train_step(forward, params, optimizers, x, y, amp_dtype, DEFAULT_TRAIN["grad_clip"])
+
+    # Evaluation as a training job evaluates (the same forward, no_grad, eval mode): its own graph.
+    def evaluate_on(val_tokens, max_tokens: int) -> float:
+        return evaluate(forward, val_tokens, seq, batch, max_tokens, device, amp_dtype)
+
+    step.evaluate = evaluate_on
 
     info = {
         "n_params": count_params(model),
@@ -210,21 +229,32 @@ def _packed_worker(barrier, queue, size, batch, seq, steps, threads, fast):
             step()
         sync()
         barrier.wait()
-        t0 = time.perf_counter()
+        # time.monotonic is one clock for every process of the machine (CLOCK_MONOTONIC on
+        # Linux), so the runs' windows compare across processes.
+        start = time.monotonic()
         for _ in range(steps):
             step()
         sync()
-        queue.put(("ok", batch * seq * steps / (time.perf_counter() - t0)))
+        queue.put(("ok", (start, time.monotonic(), batch * seq * steps)))
     except BaseException as e:
         barrier.abort()  # the others stop waiting for this one
         queue.put(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
+
+
+def aggregate_rate(windows: list[tuple[float, float, int]]) -> float:
+    """Tokens/s of runs side by side, each a (start, end, tokens) window: every token over the
+    span from the first start to the last end. (Summing each run's rate over its own window
+    overstates it whenever the windows do not coincide: a run that finishes early no longer
+    shares the GPU, so the others then run faster.)"""
+    start, end = min(w[0] for w in windows), max(w[1] for w in windows)
+    return sum(w[2] for w in windows) / (end - start)
 
 
 def packing_gain(
     size: str, k_values: list[int], batch: int, seq: int, steps: int, threads: int, fast: dict | None = None
 ) -> dict:
     """Aggregate tokens/s of K concurrent INT6 runs (separate processes, as a Snakemake job
-    group runs them) over the tokens/s of one run alone."""
+    group runs them) over the tokens/s of one run alone (aggregate_rate)."""
     ctx = mp.get_context("spawn")
     rates = {}
     for k in k_values:
@@ -242,7 +272,7 @@ def packing_gain(
         if errors:  # the first cause, not the others' broken barrier
             cause = next((e for e in errors if not e.startswith("BrokenBarrierError")), errors[0])
             raise RuntimeError(f"a packed run failed (K={k}):\n{cause}")
-        rates[k] = sum(r for _, r in per_run)
+        rates[k] = aggregate_rate([r for _, r in per_run])
     return {"size": size, "aggregate_tokens_per_s": rates, "gain": {k: rates[k] / rates[k_values[0]] for k in k_values}}
 
 
@@ -257,6 +287,14 @@ def mfu(tokens_per_s: float, n_params: int, size: str, seq: int, peak: float | N
 
     n_layer, d_model = SIZES[size]
     return tokens_per_s * flops_per_token(n_params, n_layer, d_model, seq) / peak if peak else None
+
+
+def step_memory_estimate(size: str, batch: int, seq: int, bits: int = 6, vocab: int = 1024) -> float:
+    """A training step's peak GPU memory (bytes) at this size and batch, compiled bf16 on CUDA, by
+    the package's memory model (qatgrid.memory): for planning which shapes may share a GPU."""
+    from qatgrid.memory import step_memory
+
+    return step_memory(size, vocab, batch, seq, bits, "muon", "bf16-cuda").total
 
 
 # --- whole training jobs: the run costs the audit reads ----------------------------------------

@@ -38,8 +38,13 @@ def stream_batch_on(tokens, step: int, batch: int, seq: int, device):
 
 @contextlib.contextmanager
 def exact_fp32(device):
-    """fp32 matmuls without TF32 (setup_device turns TF32 on for CUDA): the reference arm."""
+    """fp32 matmuls without TF32 (setup_device turns TF32 on for CUDA): the reference arm. On CUDA
+    its attention must not fall back to the math kernel, which materialises every B·H·T² score
+    matrix (~100 ms a 3M step at 64 × 1,024 tokens): the efficient kernels only, so that a fallback
+    raises here instead of eating the section's time box (the model expands grouped key/value
+    heads for fp32, which the memory-efficient kernel takes)."""
     import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
 
     if device.type != "cuda":
         yield
@@ -47,7 +52,8 @@ def exact_fp32(device):
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
     try:
-        yield
+        with sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.CUDNN_ATTENTION]):
+            yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 

@@ -24,6 +24,7 @@ from common import (
     packing_gain,
     run_pipeline,
     size_costs,
+    step_memory_estimate,
     step_times,
     train_settings,
     trainer,
@@ -167,15 +168,26 @@ def section_device(spec: dict, record: Record) -> None:
             bf16_peak_flops=None,
         )
     record.update(toolchain())
+    record["libcuda"] = triton_libcuda(record["device_type"] == "cuda")
     for key in ("machine", "device", "capability", "memory_gib", "driver", "torch", "cuda_build", "cudnn", "triton"):
         if key in record:
             print(f"  {key}: {record[key]}", flush=True)
-    if record["device_type"] == "cuda" and not (record["c_compiler"] and record["python_headers"]):
-        print(
-            "  WARNING: torch.compile on CUDA needs a C compiler and the Python headers (Triton builds its kernel "
-            f"launchers with them): compiler {record['c_compiler']}, Python.h found: {record['python_headers']}",
-            flush=True,
-        )
+    print(f"  C compiler: {record['c_compiler']}; Python.h: {record['python_include']} ({record['python_headers']})")
+    print(f"  Triton's libcuda: {record['libcuda']['status']} ({record['libcuda']['detail']})", flush=True)
+    if record["device_type"] == "cuda":
+        # torch.compile on CUDA builds Triton's kernel launchers with the C compiler, the Python
+        # headers and libcuda: without any of them the first compiled step fails, minutes in.
+        missing = [
+            what
+            for what, ok in (
+                ("a C compiler", record["c_compiler"]),
+                (f"the Python headers (Python.h in {record['python_include']})", record["python_headers"]),
+                (f"libcuda for Triton ({record['libcuda']['detail']})", record["libcuda"]["status"] == "ok"),
+            )
+            if not ok
+        ]
+        if missing:
+            raise RuntimeError("torch.compile on CUDA cannot build its kernels: missing " + "; ".join(missing))
 
 
 def toolchain() -> dict:
@@ -184,14 +196,31 @@ def toolchain() -> dict:
     import sysconfig
 
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    headers = (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()
-    return {"c_compiler": compiler, "python_headers": headers}
+    include = sysconfig.get_paths()["include"]
+    return {"c_compiler": compiler, "python_include": include, "python_headers": (Path(include) / "Python.h").exists()}
+
+
+def triton_libcuda(cuda: bool) -> dict:
+    """Whether Triton finds libcuda.so, by its own lookup (triton.backends.nvidia.driver.libcuda_dirs:
+    TRITON_LIBCUDA_PATH, then ldconfig, then LD_LIBRARY_PATH). Without CUDA: skipped."""
+    if not cuda:
+        return {"status": "skipped", "detail": "no CUDA"}
+    try:
+        try:
+            from triton.backends.nvidia.driver import libcuda_dirs
+        except ImportError:  # Triton before 3.0
+            from triton.common.build import libcuda_dirs
+        dirs = libcuda_dirs()
+    except Exception as e:  # ImportError (no Triton), AssertionError/RuntimeError (not found)
+        return {"status": "missing", "detail": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"}
+    return {"status": "ok", "detail": ", ".join(map(str, dirs))}
 
 
 def fast_settings(device: dict, smoke: bool) -> tuple[dict, str]:
     """The fast path's train keys (precision, compile) on this device, and a sentence saying why."""
     if smoke:
-        return {"precision": "bf16", "compile": True}, "CPU smoke mode: bf16 autocast, torch.compile via aot_eager"
+        backend = f"CPU Inductor (C compiler {device['c_compiler']})" if device.get("c_compiler") else "aot_eager"
+        return {"precision": "bf16", "compile": True}, f"CPU smoke mode: bf16 autocast, torch.compile through {backend}"
     if device.get("bf16"):
         return {"precision": "bf16", "compile": True}, "bf16 autocast and torch.compile (the CUDA default)"
     return {"precision": "fp32", "compile": True}, (
@@ -280,7 +309,19 @@ def table_rows(path: Path) -> int:
 
 def section_packing(spec: dict, record: Record) -> None:
     """Aggregate tokens/s of K concurrent INT6 runs over one alone (common.packing_gain)."""
+    from qatgrid.runtime import check_pack_memory
+
     c, fast = spec["plan"], section_fast(spec)
+    memory = spec["device"].get("memory_gib")
+    if memory:  # the K runs' memory together, before starting them (a pack job's check)
+        need = step_memory_estimate(c["size"], c["batch"], c["seq"])
+        try:
+            share = check_pack_memory(c["size"], need, max(c["k"]), memory * 2**30)
+        except ValueError as e:
+            record["oom"] = str(e)
+            print(f"  OOM: {record['oom']}", flush=True)
+            return
+        print(f"  {max(c['k'])} x {c['size']}: ~{share:.0%} of the GPU's memory (estimated)", flush=True)
     try:
         result = packing_gain(c["size"], c["k"], c["batch"], c["seq"], c["steps"], c["threads"], fast)
     except RuntimeError as e:
@@ -351,42 +392,95 @@ def section_compile(spec: dict, record: Record) -> None:
 # --- precompile -------------------------------------------------------------------------------
 
 
-def first_step(size: str, bits: int, batch: int, seq: int, threads: int, fast: dict) -> float:
-    """A fresh process's first training step of this shape: with torch.compile, its compile, which
-    lands in the shared cache (TORCHINDUCTOR_CACHE_DIR) for the sections after."""
+def precompile_shape(size: str, bits: int, c: dict, threads: int, fast: dict, data_dir: str, oom: list) -> dict:
+    """A fresh process (it exits after, handing its GPU memory back): the first training step of
+    this shape and its first evaluation (no_grad, eval mode: a graph of its own), both compiled
+    with torch.compile into the shared cache (TORCHINDUCTOR_CACHE_DIR) for the sections after.
+    Returns the seconds of each."""
     import time
 
-    step, sync, _ = trainer(size, bits, batch, seq, threads, fast)
+    if size in oom:
+        raise RuntimeError(f"CUDA out of memory (simulated for {size})")
+    from qatgrid.data import load_data
+
+    step, sync, _ = trainer(size, bits, c["batch"], c["seq"], threads, fast)
     t0 = time.perf_counter()
     step()
     sync()
-    return time.perf_counter() - t0
+    t1 = time.perf_counter()
+    step.evaluate(load_data(data_dir)[2], c["eval_tokens"])
+    sync()
+    return {"train": t1 - t0, "eval": time.perf_counter() - t1}
 
 
 def section_precompile(spec: dict, record: Record) -> None:
-    """Compile every training graph the later sections use, side by side: one process per (size,
-    bit-width), so the CPU-bound compiles share the machine's cores instead of taking turns inside
-    the time-boxed sections. The compile section's cold jobs keep empty caches of their own."""
+    """Compile every training and evaluation graph the later sections use, side by side: one
+    fresh process per (size, bit-width), so the CPU-bound compiles share the machine's cores
+    instead of taking turns inside the time-boxed sections. Shapes start largest first, each once
+    the estimated GPU memory of those running and its own fit (gpu_costs.MEMORY_SHARE of the GPU;
+    common.step_memory_estimate); a process exits after its shape, so its cached memory goes with
+    it. A shape that fails while others ran is retried alone; one that runs out of memory even
+    then is reported per shape (status oom), and the speed section of its size reports it instead
+    of compiling it cold. The compile section's cold jobs keep empty caches of their own."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from gpu_costs import MEMORY_SHARE
 
     c, fast = spec["plan"], section_fast(spec)
-    shapes = [(size, bits) for size in c["sizes"] for bits in (16, 6)]
-    os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = str(max(1, (os.cpu_count() or 1) // len(shapes)))
-    record["first_step_s"], record["errors"] = {}, {}
-    with ProcessPoolExecutor(len(shapes), mp_context=mp.get_context("spawn")) as pool:
-        jobs = {shape: pool.submit(first_step, *shape, c["batch"], c["seq"], c["threads"], fast) for shape in shapes}
-        for (size, bits), job in jobs.items():
-            key = f"{size} bits {bits}"
-            try:
-                record["first_step_s"][key] = job.result()
-                print(f"  {key}: first step {record['first_step_s'][key]:.1f} s", flush=True)
-            except Exception as e:  # the section that needs this shape compiles it (or fails) itself
-                record["errors"][key] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
-                print(f"  {key}: {record['errors'][key]}", flush=True)
-            record.save()
-    if len(record["errors"]) == len(shapes):
+    data_dir = ensure_data(spec)
+    memory = spec["device"].get("memory_gib")
+    capacity = memory * 2**30 * MEMORY_SHARE if memory else float("inf")
+    need = {
+        (size, bits): step_memory_estimate(size, c["batch"], c["seq"], bits) for size in c["sizes"] for bits in (16, 6)
+    }
+    todo = sorted(need, key=lambda shape: -need[shape])
+    os.environ["TORCHINDUCTOR_COMPILE_THREADS"] = str(max(1, (os.cpu_count() or 1) // len(todo)))
+    record.update(first_step_s={}, first_eval_s={}, errors={}, oom={}, started=[])
+    args = (c, c["threads"], fast, data_dir, spec.get("simulate_oom", []))
+
+    def finished(shape, job, alone: bool) -> bool:
+        """Record one shape's result; False when it failed while others ran (retried alone)."""
+        key = f"{shape[0]} bits {shape[1]}"
+        try:
+            times = job.result()
+        except Exception as e:
+            message = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            if not alone:
+                print(f"  {key}: {message}; retried alone", flush=True)
+                return False
+            (record["oom"] if is_oom(message) else record["errors"])[key] = message
+            print(f"  {key}: {message}", flush=True)
+        else:
+            record["first_step_s"][key], record["first_eval_s"][key] = times["train"], times["eval"]
+            print(f"  {key}: first step {times['train']:.1f} s, first evaluation {times['eval']:.1f} s", flush=True)
+        record.save()
+        return True
+
+    retry, shared = [], set()  # shared: shapes that ran beside another
+    with ProcessPoolExecutor(len(todo), mp_context=mp.get_context("spawn"), max_tasks_per_child=1) as pool:
+        running: dict = {}  # future -> shape
+        while todo or running:
+            for shape in list(todo):
+                if not running or sum(need[s] for s in running.values()) + need[shape] <= capacity:
+                    todo.remove(shape)
+                    running[pool.submit(precompile_shape, *shape, *args)] = shape
+                    record["started"].append(f"{shape[0]} bits {shape[1]}")
+            if len(running) > 1:
+                shared.update(running.values())
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for job in done:
+                shape = running.pop(job)
+                if not finished(shape, job, alone=shape not in shared):
+                    retry.append(shape)
+        for shape in retry:  # one at a time, with the GPU to itself
+            finished(shape, pool.submit(precompile_shape, *shape, *args), alone=True)
+    if not record["oom"]:
+        del record["oom"]
+    if len(record["errors"]) + len(record.get("oom", {})) == len(need):
         record.fail("no shape compiled")
+    elif record["errors"]:
+        record.fail(f"shapes that failed to compile: {', '.join(record['errors'])}")
 
 
 # --- speed ------------------------------------------------------------------------------------
@@ -398,6 +492,11 @@ def section_speed(spec: dict, record: Record) -> None:
 
     c, size = spec["plan"], spec["size"]
     fast = section_fast(spec)
+    short = [key for key in spec.get("precompile_oom", {}) if key.split(" bits ")[0] == size]
+    if short:  # it would compile cold inside this box and run out of memory again
+        record.update(size=size, oom=f"out of memory in the precompile section ({', '.join(short)})")
+        print(f"  {size}: OOM ({record['oom']})", flush=True)
+        return
     try:
         if size in spec.get("simulate_oom", []):
             raise torch.OutOfMemoryError(f"CUDA out of memory (simulated for {size})")

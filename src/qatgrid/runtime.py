@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -52,14 +53,31 @@ def keep_freed_memory() -> bool:
 
 
 def setup_device(device: torch.device, threads: int) -> None:
-    """CPU: a fixed thread count (part of what makes CPU runs reproducible) and an allocator that
-    keeps freed memory. CUDA: TF32 matmuls."""
+    """The job's `threads` on every device: torch's intra-op threads (on CPU part of what makes runs
+    reproducible; on CUDA the host-side work, so that the metrics' `threads` is what the job had)
+    and Inductor's compile workers (limit_compile_threads). CPU: an allocator that keeps freed
+    memory. CUDA: TF32 matmuls."""
+    torch.set_num_threads(threads)
+    limit_compile_threads(threads)
     if device.type == "cpu":
-        torch.set_num_threads(threads)
         keep_freed_memory()
     else:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+
+
+def limit_compile_threads(threads: int) -> int:
+    """Inductor compiles with a pool of min(32, CPUs) worker processes in every compiling process,
+    even when its cache is warm: eight packed runs on one node would start ~128 of them, against
+    their allocation of 8 x `threads` CPUs. Cap the pool at the job's threads, before the first
+    compile (Inductor reads TORCHINDUCTOR_COMPILE_THREADS when its config is first imported, so the
+    setting goes to the loaded config too). A value the environment already sets (a site's, or a
+    benchmark's) is kept. Returns the limit in force. Compiled code does not depend on it."""
+    limit = int(os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(max(1, threads))))
+    config = sys.modules.get("torch._inductor.config")
+    if config is not None:
+        config.compile_threads = limit
+    return limit
 
 
 def use_compile_cache(cache_dir: str | Path | None) -> None:
@@ -79,3 +97,17 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def check_pack_memory(size: str, bytes_per_run: float, pack: int, gpu_bytes: float) -> float:
+    """Packed runs (resources.pack_sizes; `group-components: pack=K` in profiles/slurm) share one
+    GPU's memory: K runs of `size` need K x bytes_per_run. Raises ValueError naming the setting to
+    change when that exceeds the GPU's `gpu_bytes`; returns the share of the GPU the pack takes."""
+    need = pack * bytes_per_run
+    if need > gpu_bytes:
+        raise ValueError(
+            f"{pack} packed runs of {size} need {need / 2**30:.1f} GiB of GPU memory "
+            f"({bytes_per_run / 2**30:.2f} GiB each), more than the pack's GPU has ({gpu_bytes / 2**30:.1f} GiB): "
+            f"lower `group-components: pack=` in the profile or take {size} out of resources.pack_sizes"
+        )
+    return need / gpu_bytes

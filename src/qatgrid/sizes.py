@@ -6,12 +6,15 @@ HEAD_DIM = 64
 
 # name -> (n_layer, d_model). Names are the total parameter count (tied
 # embedding counted once) at the paper's vocabulary of 1024; tests/test_model.py
-# checks each within +-10%. The sub-million sizes exist for CPU runs: they scale
-# depth only, at width 64 (one attention head).
+# checks each within +-10%. The sub-million sizes exist for CPU runs: 0.1M-0.2M scale
+# depth only, at width 64 (one attention head); 0.25M is width 128, two query heads
+# sharing one key/value head (grouped-query attention, as every GPU size has), the size
+# the GPU check's CPU smoke mode compiles.
 SIZES: dict[str, tuple[int, int]] = {
     "0.1M": (1, 64),
     "0.16M": (3, 64),
     "0.2M": (4, 64),
+    "0.25M": (1, 128),
     "3M": (6, 256),
     "5M": (10, 256),
     "8M": (7, 384),
