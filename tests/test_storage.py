@@ -4,6 +4,7 @@
 import errno
 import gc
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,18 @@ def undisturbed(data_dir, tmp_path_factory):
     """One default run, as workflow/scripts/train.py leaves it before retention (probe written),
     its resumable state not yet cleared; and its metrics."""
     files = RunFiles(RUN.id, tmp_path_factory.mktemp("undisturbed"))
-    metrics = train_run(RUN, {"train": TRAIN}, data_dir, files)
+    files.log.parent.mkdir(parents=True)
+    handler = logging.FileHandler(files.log)  # the job log's records, as setup_logging writes them
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("qatgrid")
+    level, logger.level = logger.level, logging.INFO
+    logger.addHandler(handler)
+    try:
+        metrics = train_run(RUN, {"train": TRAIN}, data_dir, files)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
     write_json(files.probe, probe_checkpoint(files.ckpt_prewarmdown))
     return files, metrics
 
@@ -82,7 +94,10 @@ def test_estimate_is_the_bytes_a_default_run_writes(undisturbed, data_dir, tmp_p
     assert state["step"] == 20 and state["prewarmdown"] is not None
     assert files.state.stat().st_size == pytest.approx(est["state"], rel=0.02)
     on_disk = sum(p.stat().st_size for p in files.out_dir.iterdir())  # weights, metrics, probe, curve
-    assert on_disk == pytest.approx(est["weights"] + est["text"], rel=0.05)
+    assert on_disk + files.log.stat().st_size == pytest.approx(est["weights"] + est["text"], rel=0.02)
+    assert files.log.read_text().count("step ") >= 6  # a record per logged step
+    text = sum(p.stat().st_size for p in (files.metrics, files.probe, files.curve, files.log))
+    assert text == pytest.approx(est["text"], rel=0.15)
     adamw = Run("p", 6, "0.1M", 0.25, 1.0, 0, optimizer="adamw")
     other = RunFiles(adamw.id, tmp_path)
     train_run(adamw, {"train": TRAIN}, data_dir, other)
