@@ -12,6 +12,8 @@ rule audit:
         sources=CONFIG_SOURCES,
         # measured run costs for the GPU-hour estimate (benchmarks/bench_compile.py)
         benchmarks=f"{workflow.basedir}/benchmarks/results",
+        # the cluster profile, whose `jobs:` (jobs at once) sets the storage peak
+        profile=f"{workflow.basedir}/profiles/slurm/config.yaml",
     conda:
         "../envs/analysis.yaml"
     log:

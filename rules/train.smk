@@ -47,11 +47,10 @@ if TRUNK_GROUP_JOBS:
             "../envs/train.yaml"
         log:
             str(RUN_FILES.moved_log),
-        # Renames on one file system, metrics last: atomic, and no interpreter to start.
+        # Renames on one file system, metrics last: atomic, and no interpreter to start. (The
+        # weights the run keeps are no declared output: the group's job wrote them in place.)
         shell:
-            "(mv {params.staged[ckpt_prewarmdown]} {output.ckpt_prewarmdown} && "
-            "mv {params.staged[ckpt_final]} {output.ckpt_final} && mv {params.staged[probe]} {output.probe} && "
-            "mv {params.staged[metrics]} {output.metrics}) 2> {log}"
+            "(mv {params.staged[probe]} {output.probe} && mv {params.staged[metrics]} {output.metrics}) 2> {log}"
 
 else:
 

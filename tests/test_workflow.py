@@ -70,6 +70,16 @@ def test_one_figure_needs_a_strict_subset(wf):
             r"'shuffled' is not one of \['stream', 'random'\][\s\S]*"
             r"Failed validating 'enum' in schema\['properties'\]\['train'\]\['properties'\]\['batches'\]",
         ),
+        (
+            "outputs:\n  weights: all\n",
+            r"'all' is not one of \['both', 'prewarmdown', 'final', 'none'\][\s\S]*"
+            r"Failed validating 'enum' in schema\['properties'\]\['outputs'\]\['properties'\]\['weights'\]",
+        ),
+        (
+            "outputs:\n  weights_dtype: int8\n",
+            r"'int8' is not one of \['fp32', 'bf16', 'fp16'\][\s\S]*"
+            r"Failed validating 'enum' in schema\['properties'\]\['outputs'\]\['properties'\]\['weights_dtype'\]",
+        ),
         ("train:\n  stream_spans: 3\n", r"train.stream_spans \(3\) must divide every run's batch size; 4 sequences"),
         ("analysis:\n  heldout_sizes: ['350M']\n", r"analysis.heldout_sizes names '350M', which no sweep trains"),
         ("train:\n  warmup_steps: 500\n", r"train.warmup_steps \(500\) must be < train.steps \(100\)"),

@@ -309,7 +309,8 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def report(config: dict, table: pd.DataFrame) -> str:
+def report(config: dict, table: pd.DataFrame, storage: tuple[str | None, list[str]] = (None, [])) -> str:
+    """The audit in markdown; `storage`: qatgrid.storage.storage_report's warning and section."""
     expected = config.get("audit", {}).get("expected_runs", {})
     per_phase = (
         table.groupby(["phase_group", "phase"])
@@ -348,6 +349,7 @@ def report(config: dict, table: pd.DataFrame) -> str:
         [
             "# Grid audit",
             "",
+            *([storage[0], ""] if storage[0] else []),
             f"{len(table)} training runs; estimated {table['est_gpu_hours'].sum():.4g} GPU-hours.",
             "",
             estimate_note(config, per_size),
@@ -384,6 +386,8 @@ def report(config: dict, table: pd.DataFrame) -> str:
             "",
             _md_table(unfinished) if len(unfinished) else "none",
             "",
+            *storage[1],
+            *([""] if storage[1] else []),
             *(["**MISMATCH**: " + "; ".join(mismatches)] if mismatches else []),
         ]
     )
@@ -438,17 +442,21 @@ def write_audit(
     csv_path: str | Path,
     bench_dir: str | Path = BENCH_DIR,
     sources: dict[str, str] | None = None,
+    profile: str | Path | None = None,
 ) -> pd.DataFrame:
     """Write the audit; raise AuditMismatch (after writing) when the counts differ from `audit.expected_runs`.
     `sources` (top-level key -> config file it came from, qatgrid.grid.merge_config_layers) lets the
-    error say when the audit block belongs to another file than the sweeps."""
+    error say when the audit block belongs to another file than the sweeps. `profile`: the cluster
+    profile's config.yaml, whose `jobs:` sets the storage peak (qatgrid.storage.storage_report)."""
     from .aggregate import write_table
     from .io import atomic_path
+    from .storage import storage_report, storage_table
 
     table = grid_table(config, results, bench_dir)
-    write_table(table, csv_path)
+    storage = storage_report(config, table, results, profile)
+    write_table(pd.concat([table, storage_table(config, table)], axis=1), csv_path)
     with atomic_path(md_path) as tmp:
-        tmp.write_text(report(config, table) + "\n")
+        tmp.write_text(report(config, table, storage) + "\n")
     mismatches = check_counts(table, config.get("audit", {}).get("expected_runs", {}))
     if mismatches:
         hint = ""

@@ -15,6 +15,7 @@ import torch
 
 from .io import atomic_path, sha256_file
 from .runfiles import PREVIOUS_STATE_FILE, STATE_FILE
+from .storage import payload_bytes
 
 log = logging.getLogger("qatgrid.train")
 
@@ -24,8 +25,9 @@ def sidecar(path: Path) -> Path:
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
-    """Atomic torch.save plus a sha256 sidecar used to detect truncated files."""
-    with atomic_path(path) as tmp:
+    """Atomic torch.save plus a sha256 sidecar used to detect truncated files. A state that would
+    not fit stops with qatgrid.storage.DiskFull before any byte is written."""
+    with atomic_path(path, needed=payload_bytes(payload)) as tmp:
         torch.save(payload, tmp)
     with atomic_path(sidecar(path)) as tmp:
         tmp.write_text(sha256_file(path) + "\n")
@@ -95,5 +97,5 @@ def model_state(model: torch.nn.Module) -> dict:
 
 def save_weights(path: Path, weights: dict, info: dict) -> None:
     """A finished run's weights (pre-warmdown or final) with what the probe needs to read them."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, needed=payload_bytes(weights)) as tmp:
         torch.save({"model": weights, **info}, tmp)

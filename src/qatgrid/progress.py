@@ -18,6 +18,7 @@ from pathlib import Path
 from .data.bpb import bits_per_byte
 from .io import atomic_path
 from .runfiles import RunFiles
+from .storage import as_disk_full
 
 log = logging.getLogger("qatgrid.train")
 
@@ -143,8 +144,11 @@ class Progress:
 
     def write(self, record: dict) -> None:
         """One record to the curve file (flushed: a kill keeps it) and to TensorBoard."""
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
+        try:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+        except OSError as e:  # a full disk is named, not a bare errno
+            raise as_disk_full(e, self.path, None) or e from None
         self.last_step = record["step"]
         if self.tb is not None:
             for key, tag in (

@@ -3,8 +3,10 @@
 Rules, training, the probe, the audit, the status view and the progress records all ask this
 module; nothing else spells a run's path. Torch-free and cheap: the Snakefile imports it.
 
-    results/runs/<run_id>/     outputs Snakemake tracks: metrics.json, ckpt_prewarmdown.pt,
-                               ckpt_final.pt, probe.json; curve.jsonl and tb/ as training goes
+    results/runs/<run_id>/     outputs Snakemake tracks: metrics.json, probe.json; the weights
+                               ckpt_prewarmdown.pt, ckpt_final.pt as outputs.weights keeps them
+                               (not tracked: choosing to keep fewer reruns nothing); curve.jsonl
+                               and tb/ as training goes
     results/state/<run_id>/    resumable state (last.pt, prev.pt and their sha256), outside the
                                declared outputs because Snakemake deletes a failed job's outputs
     results/logs/train/<run_id>.log
@@ -27,7 +29,7 @@ from pathlib import Path
 
 CURVE_FILE = "curve.jsonl"
 STATE_FILE = "last.pt"
-OUTPUT_NAMES = ("ckpt_prewarmdown", "ckpt_final", "probe", "metrics")  # metrics last: its presence means done
+OUTPUT_NAMES = ("probe", "metrics")  # metrics last: its presence means done
 PREVIOUS_STATE_FILE = "prev.pt"
 
 
@@ -72,11 +74,12 @@ class RunFiles(Located):
 
     @property
     def ckpt_prewarmdown(self) -> Path:
-        return self.outputs_dir / "ckpt_prewarmdown.pt"
+        """Not a declared output (outputs.weights may drop it): written in place, never staged."""
+        return self.out_dir / "ckpt_prewarmdown.pt"
 
     @property
     def ckpt_final(self) -> Path:
-        return self.outputs_dir / "ckpt_final.pt"
+        return self.out_dir / "ckpt_final.pt"
 
     @property
     def probe(self) -> Path:

@@ -4,7 +4,8 @@ Read top to bottom as the baseline's main loop: build (device, data, model, opti
 resume, loop (schedule, batch, step, log and evaluate, checkpoint), record.
 
 Outputs (written only when the run ends, each atomically; paths from qatgrid.runfiles):
-    metrics.json, ckpt_prewarmdown.pt, ckpt_final.pt
+    metrics.json, ckpt_prewarmdown.pt, ckpt_final.pt (fp32; after the probe, the job keeps what
+    outputs.weights says: qatgrid.storage.retain_weights)
 Progress (log lines, curve.jsonl as training goes, TensorBoard events): qatgrid.progress.
 Resumable state (qatgrid.checkpoint) lives in the run's state folder, which Snakemake does not
 delete when a job fails: written every `checkpoint_every` steps and when SIGTERM/SIGUSR1/SIGUSR2
@@ -53,6 +54,7 @@ from .progress import Progress
 from .runfiles import GroupFiles, RunFiles, TrunkFiles
 from .runtime import autocast, device_name, fast_path, resolve_device, setup_device, use_compile_cache
 from .schedule import lr_multiplier
+from .storage import check_fits, param_layout, retain_weights, state_bytes
 from .trunks import Branch, group_key, training_code_fingerprint, trunk_name
 
 METRICS_SCHEMA_VERSION = 1
@@ -390,6 +392,13 @@ def record(t: Training) -> dict:
     return metrics
 
 
+def check_state_fits(t: Training) -> None:
+    """Before training: stop with qatgrid.storage.DiskFull if the first checkpoint would not fit
+    (each later one checks its real size as it is saved: qatgrid.checkpoint.save_checkpoint)."""
+    layout = param_layout(t.mcfg.n_layer, t.mcfg.d_model, t.mcfg.vocab_size)
+    check_fits(t.files.state, state_bytes(layout, t.run.optimizer))
+
+
 def train_run(
     run: Run, cfg: dict | TrainConfig, data_dir: str, files: RunFiles, threads: int = 1, branch: Path | None = None
 ) -> dict:
@@ -406,6 +415,7 @@ def train_run(
         if state is not None:
             t.restore({**state, "trunk": trunk_name(run), "trunk_seconds": state["elapsed"], "spec": None})
             log.info("%s branches off its trunk at step %d (%s)", run.id, t.step, branch)
+    check_state_fits(t)
     progress = Progress(run.id, files, t.plan.steps, t.plan.batch_size * tc.seq_len, t.evaluated, t.step,
                         t.elapsed, tc.tensorboard)  # fmt: skip
     try:
@@ -483,6 +493,7 @@ def train_trunk(
         log.warning("trunk %s diverged at step %d, before step %d: its members from here on are diverged",
                     trunk_name(run), t.step, step)  # fmt: skip
     else:
+        check_state_fits(t)
         progress = Progress(run.id, trunk, t.plan.steps, t.plan.batch_size * tc.seq_len, t.evaluated, t.step,
                             t.elapsed, tensorboard=False)  # fmt: skip
         try:
@@ -495,14 +506,15 @@ def train_trunk(
 
 def train_group(
     members: list[Run], branches: dict[str, Branch], cfg: dict | TrainConfig, data_dir: str, group: GroupFiles,
-    threads: int = 1,
+    threads: int = 1, outputs: dict | None = None,
 ) -> list[str]:  # fmt: skip
     """Train a whole group in this process (train.trunk_jobs: group): in order of branch step,
-    each trunk segment, then each member from its branch state, exactly as the segment and run
-    jobs of train.trunk_jobs: segments would, with one process start for all. Members' declared
-    outputs go to group.member(id).staged. A member whose outputs are staged or in place is not
-    trained again, and the trunk only as far as a member still to train needs it; an interrupted
-    job resumes with the segment or member in flight. Returns the ids of the members trained."""
+        each trunk segment, then each member from its branch state, exactly as the segment and run
+        jobs of train.trunk_jobs: segments would, with one process start for all. Members' declared
+        outputs go to group.member(id).staged. A member whose outputs are staged or in place is not
+        trained again, and the trunk only as far as a member still to train needs it; an interrupted
+        job resumes with the segment or member in flight. `outputs`: the config's outputs section (the
+    weight files each member keeps). Returns the ids of the members trained."""
     tc = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_config(cfg)
     results = group.results
 
@@ -524,6 +536,7 @@ def train_group(
             start = TrunkFiles(branch.start[0], results).branch_state if branch is not None else None
             train_run(run, tc, data_dir, files, threads, branch=start)
             write_json(files.probe, probe_checkpoint(files.ckpt_prewarmdown))
+            retain_weights(files, {"outputs": outputs or {}})
             clear_state(files.state_dir)
     for run in members:  # every member is trained: the branch states are no longer needed
         state = TrunkFiles(run.id, results).branch_state

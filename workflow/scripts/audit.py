@@ -12,5 +12,6 @@ write_audit(
     snakemake.output.csv,
     snakemake.params.benchmarks,
     snakemake.params.sources,
+    profile=snakemake.params.profile,
 )
 logging.getLogger("qatgrid.audit").info("\n%s", Path(snakemake.output.md).read_text())

@@ -8,6 +8,7 @@ from qatgrid.grid import Run
 from qatgrid.io import exit_without_teardown, setup_logging, write_json
 from qatgrid.probe import probe_checkpoint
 from qatgrid.runfiles import RunFiles
+from qatgrid.storage import retain_weights
 from qatgrid.train import train_run
 
 setup_logging(snakemake.log[0])
@@ -26,5 +27,8 @@ train_run(run, cfg, str(Path(snakemake.input.meta).parent), files, threads=snake
 # The probe runs here rather than in a job of its own: one process start (and, on a cluster,
 # one queued job) less per run, for a computation that takes milliseconds.
 write_json(files.probe, probe_checkpoint(files.ckpt_prewarmdown))
+# Then the weight files outputs.weights keeps, in its precision: read from the config, not params,
+# so changing it reruns nothing (the weights are no declared output).
+retain_weights(files, snakemake.config)
 clear_state(files.state_dir)
 exit_without_teardown()  # the outputs are written; torch's teardown would add ~0.45 s to every job

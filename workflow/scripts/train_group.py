@@ -19,5 +19,10 @@ cfg = {
 # The same branch points as the segment jobs of train.trunk_jobs: segments (qatgrid.trunks).
 branches = plan_branches(members, snakemake.params.train)
 group = GroupFiles(snakemake.wildcards.trunk)  # the rule's output is group.done (rules/train.smk)
-train_group(members, branches, cfg, str(Path(snakemake.input.meta).parent), group, threads=snakemake.threads)
+# Which weight files a run keeps comes from the config, not from params: it changes no result,
+# and params are rerun triggers (config/README.md, outputs.weights).
+train_group(
+    members, branches, cfg, str(Path(snakemake.input.meta).parent), group, threads=snakemake.threads,
+    outputs=snakemake.config.get("outputs", {}),
+)  # fmt: skip
 exit_without_teardown()

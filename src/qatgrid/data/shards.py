@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_path
+from ..storage import as_disk_full
 
 MAGIC = 20240520
 VERSION = 1
@@ -71,7 +72,10 @@ class ShardWriter:
         arr = np.asarray(ids)
         if arr.size and (arr.min() < 0 or arr.max() >= 2**16):
             raise ValueError(f"{self.path}: token id outside uint16; data.vocab_size must be <= 65536")
-        self._f.write(arr.astype("<u2", copy=False).tobytes())
+        try:
+            self._f.write(arr.astype("<u2", copy=False).tobytes())
+        except OSError as e:  # a full disk is named, not a bare errno
+            raise as_disk_full(e, self.path, None, self._f.tell()) or e from None
         self.count += int(arr.size)
 
     def close(self) -> None:
