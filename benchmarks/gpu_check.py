@@ -58,8 +58,7 @@ import time
 import traceback
 from pathlib import Path
 
-import yaml
-from common import REPO, RESULTS, TARGET_WARM_OVER_COLD, TARGETS
+from common import REPO, RESULTS, TARGET_WARM_OVER_COLD, TARGETS, load_config
 from gpu_correctness import TOL, section_correctness
 from gpu_sections import (
     Record,
@@ -72,9 +71,8 @@ from gpu_sections import (
     section_speed,
 )
 
-PAPER_TRAIN = {**yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]}
-PAPER_TRAIN.update(yaml.safe_load((REPO / "config" / "paper.yaml").read_text())["train"])
-DEFAULT_CONFIG_TRAIN = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]
+PAPER_TRAIN = load_config([REPO / "config" / "paper.yaml"])["train"]  # as `--configfile config/paper.yaml`
+DEFAULT_CONFIG_TRAIN = load_config()["train"]
 B, T = PAPER_TRAIN["batch_size"], PAPER_TRAIN["seq_len"]
 SMOKE_BACKEND = ">=0:aot_eager"  # TORCH_COMPILE_OVERRIDE_BACKENDS: every graph through aot_eager
 GPU_PLAN = {

@@ -6,11 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from qatgrid.data import data_files, data_key  # noqa: E402
-from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources, merge_config_layers  # noqa: E402
+from qatgrid.config import load_layers  # noqa: E402
+from qatgrid.grid import RUN_ID_WILDCARD, expand_runs, job_resources  # noqa: E402
 from qatgrid.plots.registry import FIGURES as FIGURE_REGISTRY, FileText, penalty_runs, probed_runs  # noqa: E402
 from qatgrid.plots.registry import settings as figure_settings  # noqa: E402
 from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles  # noqa: E402
@@ -37,15 +36,14 @@ def config_layers():
     return layers
 
 
-# Snakemake merges every section key by key; the audit block is a config file's whole
-# (qatgrid.grid.merge_config_layers says why). CONFIG_SOURCES names the file each section came from.
-_merged, CONFIG_SOURCES = merge_config_layers(config_layers())
-if "audit" in _merged:
-    config["audit"] = _merged["audit"]
+# The config as every entry point loads it (qatgrid.config.load_layers): Snakemake's merge but for
+# the audit block, which is a config file's whole (merge_config_layers says why), the schema's
+# defaults and its checks, then check_config's. CONFIG_SOURCES names the file each section came from.
+_loaded, CONFIG_SOURCES = load_layers(config_layers(), Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
+config.clear()
+config.update(_loaded)
 
-validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
-
-RUNS = {run.id: run for run in check_config(config)}
+RUNS = {run.id: run for run in expand_runs(config)}
 FIGURES = list(FIGURE_REGISTRY)
 TABLES = ["runs.parquet", "runs.csv", "loss_by_warmdown.csv", "optimal_warmdown.csv", "paired_tests.csv",
           "regimes.csv", "robustness.csv", "penalty.csv", "penalty_fit.csv", "probes.csv", "probe_ratio.csv",

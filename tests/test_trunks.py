@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import small_train
 from test_train import data_dir, kill_once_checkpointed  # noqa: F401 (data_dir: a fixture, the shared tiny corpus)
 
 from qatgrid.checkpoint import clear_state, load_checkpoint
@@ -20,25 +21,16 @@ from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles
 from qatgrid.train import train_group, train_run, train_trunk
 from qatgrid.trunks import group_run_lengths, plan_branches, plan_groups, shared_steps, trunk_name, trunk_steps
 
-TRAIN = {
-    "device": "cpu",
-    "threads": 1,
-    "steps": 24,
-    "warmup_steps": 3,
-    "seq_len": 32,
-    "batch_size": 4,
-    "lr": {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003},
+TRAIN = small_train(
+    steps=24,
+    warmup_steps=3,
     # momentum still warming up at every branch step: its schedule must continue across the branch
-    "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 40},
-    "weight_decay": 0.0,
-    "grad_clip": 1.0,
-    "logit_softcap": 30.0,
-    "log_every": 2,
-    "eval_every": 6,
-    "eval_tokens": 1024,
-    "checkpoint_every": 5,
-    "diverge_loss": 20.0,
-}
+    muon_momentum={"warmup_steps": 40},
+    log_every=2,
+    eval_every=6,
+    eval_tokens=1024,
+    checkpoint_every=5,
+)
 TIMING = {"wall_seconds", "trunk", "trunk_seconds", "scheduler"}
 RECORD_TIMING = {"tokens_per_s", "elapsed_s", "eta_s", "time"}
 
@@ -251,11 +243,9 @@ def test_members_that_disagree_beyond_the_warmdown_are_rejected_naming_them():
 
 def test_the_default_and_paper_grids_branch_every_group():
     """Every run of the paper grid sits in a group of two or more warmdowns (the saving the audit reports)."""
-    import yaml
-    from conftest import REPO
+    from conftest import merged_config
 
-    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    paper = {**default, **yaml.safe_load((REPO / "config" / "paper.yaml").read_text())}
+    paper = merged_config("paper.yaml")
     runs = expand_runs(paper)
     branches = plan_branches(runs, paper["train"])
     assert len(branches) == len(runs) == 1345
@@ -347,12 +337,9 @@ def test_sigkill_mid_group_job_then_rerun_is_bitwise_identical(where, data_dir, 
 
 
 def paper_config(shared: bool) -> dict:
-    import yaml
-    from conftest import REPO
-    from snakemake.utils import update_config
+    from conftest import merged_config
 
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    update_config(cfg, yaml.safe_load((REPO / "config" / "paper.yaml").read_text()))
+    cfg = merged_config("paper.yaml")
     cfg["train"]["shared_trunk"] = shared
     return cfg
 

@@ -6,7 +6,7 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, merged_config, snakemake, workflow_copy
+from conftest import REPO, load_default_config, merged_config, snakemake, workflow_copy
 
 from qatgrid.grid import expand_runs
 from qatgrid.trunks import plan_branches
@@ -31,7 +31,7 @@ def planned_outputs(wf, *args) -> set[str]:
 
 def test_dry_run_plans_one_train_job_per_grid_run(wf):
     jobs = planned_jobs(wf)
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = load_default_config()
     # train.trunk_jobs: group: a training job per shared trunk (or lone run), a local job per run
     assert jobs["run_outputs"] == len(expand_runs(config)) == 86 and jobs["train_group"] == 35
     assert "probe" not in jobs  # the training job writes each run's probe
@@ -45,7 +45,7 @@ def test_benchmark_grids_plan_the_runs_they_declare(wf, name):
     override = yaml.safe_load((REPO / "benchmarks" / "configs" / name).read_text())
     jobs = planned_jobs(wf, "--configfile", str(REPO / "benchmarks" / "configs" / name))
     assert jobs["run_outputs"] == override["audit"]["expected_runs"]["total"]  # one per run (trunk_jobs: group)
-    merged = {**yaml.safe_load((REPO / "config" / "config.yaml").read_text()), "sweeps": override["sweeps"]}
+    merged = merged_config(str(REPO / "benchmarks" / "configs" / name))
     assert len(expand_runs(merged)) == jobs["run_outputs"]
 
 
@@ -150,10 +150,10 @@ def test_slurm_profile_packs_small_runs_and_sizes_resources(wf):
     """The cluster plan of the paper grid: small sizes packed 8 to a group job, one GPU (gres)
     per training job, per-size time limits from config/paper.yaml."""
     out = snakemake(wf, "-n", "--profile", "profiles/slurm", "--configfile", "config/paper.yaml").stdout
-    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    paper = merged_config("paper.yaml")
     packed = [r for r in expand_runs(paper) if r.size in paper["resources"]["pack_sizes"]]
     # pack=8 bundles 8 connected components: a shared trunk with its segments and branches is one
-    branches = plan_branches(expand_runs(paper), merged_config("paper.yaml")["train"])
+    branches = plan_branches(expand_runs(paper), paper["train"])
     components = {branches[r.id].trunk if r.id in branches else r.id for r in packed}
     assert len(components) > 8 and out.count("Group job pack") == -(-len(components) // 8)
     train_jobs = re.findall(

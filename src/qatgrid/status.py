@@ -21,9 +21,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import yaml
-
-from .grid import check_config, expand_runs, merge_config_layers
+from .config import load_config
+from .grid import expand_runs
 from .io import split_traceback, tail_lines
 from .progress import hms
 from .runfiles import RunFiles, TrunkFiles
@@ -38,24 +37,6 @@ AUDIT_TO_STATUS = {
     "failed": "failed",
     "missing": "not started",
 }
-
-
-def load_config(
-    configfiles: list[str], base: str = "config/config.yaml", schema: str = "config/schema/config.schema.yaml"
-) -> dict:
-    """config/config.yaml merged with the --configfile ones and validated as the Snakefile does
-    (qatgrid.grid.merge_config_layers: Snakemake's merge, the audit block whole)."""
-    from snakemake.utils import validate
-
-    layers = []
-    for path in [base, *configfiles]:
-        if not Path(path).exists():
-            raise FileNotFoundError(f"config file not found: {path}")
-        layers.append((path, yaml.safe_load(Path(path).read_text()) or {}))
-    config, _ = merge_config_layers(layers)
-    validate(config, schema)
-    check_config(config)
-    return config
 
 
 def tail_record(path: Path) -> dict | None:
@@ -275,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.configfile)
+        # the workflow in this folder, as `snakemake` here would load it
+        config = load_config(args.configfile, base="config/config.yaml", schema="config/schema/config.schema.yaml")
     except Exception as e:  # schema errors (WorkflowError), check_config's ValueError, missing files
         print(f"qatgrid status: invalid configuration: {e}", file=sys.stderr)
         return 2
