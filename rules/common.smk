@@ -13,7 +13,8 @@ from qatgrid.grid import RUN_ID_WILDCARD, expand_runs, job_resources  # noqa: E4
 from qatgrid.plots.registry import FIGURES as FIGURE_REGISTRY, FileText, penalty_runs, probed_runs  # noqa: E402
 from qatgrid.plots.registry import settings as figure_settings  # noqa: E402
 from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles  # noqa: E402
-from qatgrid.trunks import TRUNK_NAME_WILDCARD, group_jobs, group_run_lengths, plan_branches, plan_groups  # noqa: E402
+from qatgrid.plan import build_plan  # noqa: E402
+from qatgrid.trunks import TRUNK_NAME_WILDCARD  # noqa: E402
 
 
 def config_layers():
@@ -43,7 +44,9 @@ _loaded, CONFIG_SOURCES = load_layers(config_layers(), Path(workflow.basedir) / 
 config.clear()
 config.update(_loaded)
 
-RUNS = {run.id: run for run in expand_runs(config)}
+# The runs and their training jobs, computed once (qatgrid.plan): the rules only look them up.
+PLAN = build_plan(config)
+RUNS = PLAN.by_id
 FIGURES = list(FIGURE_REGISTRY)
 TABLES = ["runs.parquet", "runs.csv", "loss_by_warmdown.csv", "optimal_warmdown.csv", "paired_tests.csv",
           "regimes.csv", "robustness.csv", "penalty.csv", "penalty_fit.csv", "probes.csv", "probe_ratio.csv",
@@ -58,11 +61,11 @@ RUN_FILES = RunFiles("{run}")  # the training rule's file patterns
 TRUNK_FILES = TrunkFiles("{run}")  # the trunk rule's: the segment that ends at run {run}'s branch step
 GROUP_FILES = GroupFiles("{trunk}")  # train.trunk_jobs: group: the job that trains group {trunk}
 # run id -> where it branches off its group's shared trunk (none with train.shared_trunk: false)
-BRANCHES = plan_branches(RUNS.values(), config["train"]) if config["train"]["shared_trunk"] else {}
-# train.trunk_jobs: group: trunk name -> its runs in order of branch step, one job for each group
-TRUNK_GROUP_JOBS = group_jobs(config["train"])
-GROUPS = plan_groups(RUNS.values(), config["train"]) if TRUNK_GROUP_JOBS else {}
-GROUP_OF = {run.id: trunk for trunk, members in GROUPS.items() for run in members}
+BRANCHES = PLAN.branches
+# train.trunk_jobs: group: one job per group (trunk name -> its runs in order of branch step)
+TRUNK_GROUP_JOBS = PLAN.layout == "group"
+GROUPS = PLAN.groups
+GROUP_OF = PLAN.group_of
 
 
 def canonical(value):
@@ -148,7 +151,7 @@ def job_run(wildcards):
 def train_resources(wildcards, attempt, key):
     value = job_resources(config, job_run(wildcards), attempt)[key]
     if key == "runtime" and "trunk" in wildcards.keys():  # a group's job trains several run-lengths
-        value = math.ceil(value * group_run_lengths(GROUPS[wildcards.trunk], config["train"]))
+        value = math.ceil(value * PLAN.run_lengths(wildcards.trunk))
     return value
 
 

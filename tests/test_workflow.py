@@ -9,7 +9,8 @@ import yaml
 from conftest import REPO, load_default_config, merged_config, snakemake, workflow_copy
 
 from qatgrid.grid import expand_runs
-from qatgrid.trunks import plan_branches
+from qatgrid.plan import build_plan
+from qatgrid.plots.registry import FIGURES
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +136,8 @@ def test_end_to_end_tiny(wf):
     assert var["var_residual"].item() > 0
     robust = pd.read_csv(tables / "robustness.csv")
     assert list(robust["arm"]) == ["adamw/cosine/x2"] and robust["base_phase"].item() == "phase2"
-    for name in ("loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance", "robustness"):
+    assert len(FIGURES) == 7
+    for name in FIGURES:  # every figure of the registry, as rule all asks for
         assert (figures / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
         assert (figures / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     snakemake(wf, "--configfile", "tiny.yaml", "--report", "results/report.html")
@@ -153,7 +155,7 @@ def test_slurm_profile_packs_small_runs_and_sizes_resources(wf):
     paper = merged_config("paper.yaml")
     packed = [r for r in expand_runs(paper) if r.size in paper["resources"]["pack_sizes"]]
     # pack=8 bundles 8 connected components: a shared trunk with its segments and branches is one
-    branches = plan_branches(expand_runs(paper), paper["train"])
+    branches = build_plan(paper).branches
     components = {branches[r.id].trunk if r.id in branches else r.id for r in packed}
     assert len(components) > 8 and out.count("Group job pack") == -(-len(components) // 8)
     train_jobs = re.findall(

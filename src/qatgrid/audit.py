@@ -26,11 +26,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .grid import AXES, Run, bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
+from .grid import AXES, Run, bits_label, run_batch_size, run_data_seed, total_steps, total_tokens
 from .io import error_line, tail_lines
+from .plan import build_plan
 from .runfiles import GroupFiles, RunFiles
 from .sizes import size_to_number
-from .trunks import group_jobs, plan_branches, plan_groups, trunk_name
+from .trunks import group_jobs, trunk_name
 
 STATUSES = ("done", "diverged", "partial", "failed", "missing")
 BENCH_DIR = "benchmarks/results"
@@ -151,20 +152,17 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
     run trained from step 0, as with shared_trunk: false."""
     train = config["train"]
     hours = cost_model(config, bench_dir)
-    runs = expand_runs(config)
-    branches = plan_branches(runs, train) if train.get("shared_trunk", True) else {}
-    # train.trunk_jobs: group: one job per group, counted on its first member
-    first_in_group = {members[0].id for members in plan_groups(runs, train).values()} if group_jobs(train) else None
+    plan = build_plan(config)
+    jobs = plan.jobs_charged()  # with train.trunk_jobs: group, a group's job counts on its first member
     rows, shapes = [], set()
-    for run in runs:
+    for run in plan.runs:
         steps, tokens = total_steps(train, run), total_tokens(train, run)
         shape = (run.size, run.bits, tokens // steps)  # what a compiled graph depends on
         alone, source = hours(run.size, steps, tokens, shape not in shapes)
-        est, branch = alone, branches.get(run.id)
+        est, branch = alone, plan.branches.get(run.id)
         if branch is not None:
             per_step = tokens // steps
-            segment = branch.step - branch.previous_step if branch.segment else 0
-            own = steps - branch.start[1]
+            segment, own = plan.segment_steps(run.id), plan.own_steps(run.id)
             est = hours(run.size, own, own * per_step)[0] + (
                 hours(run.size, segment, segment * per_step)[0] if segment else 0.0
             )
@@ -184,15 +182,9 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
                 "tokens": tokens,
                 "trunk": branch.trunk if branch else None,
                 "branch_step": branch.step if branch else 0,
-                "own_steps": steps - branch.start[1] if branch else steps,
-                "trunk_steps": branch.step - branch.previous_step if branch and branch.segment else 0,
-                "jobs": (
-                    int(run.id in first_in_group)
-                    if first_in_group is not None
-                    else 2
-                    if branch and branch.segment
-                    else 1
-                ),
+                "own_steps": plan.own_steps(run.id),
+                "trunk_steps": plan.segment_steps(run.id),
+                "jobs": jobs[run.id],
                 "est_gpu_hours": est,
                 "est_gpu_hours_alone": alone,
                 "est_source": source,
@@ -377,7 +369,7 @@ def write_audit(
     sources: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Write the audit; raise AuditMismatch (after writing) when the counts differ from `audit.expected_runs`.
-    `sources` (top-level key -> config file it came from, qatgrid.grid.merge_config_layers) lets the
+    `sources` (top-level key -> config file it came from, qatgrid.config.merge_config_layers) lets the
     error say when the audit block belongs to another file than the sweeps."""
     from .aggregate import write_table
     from .io import atomic_path

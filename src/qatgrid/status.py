@@ -24,9 +24,9 @@ from pathlib import Path
 from .config import load_config
 from .grid import expand_runs
 from .io import split_traceback, tail_lines
+from .plan import build_plan
 from .progress import hms
 from .runfiles import RunFiles, TrunkFiles
-from .trunks import plan_branches
 
 COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
 AUDIT_TO_STATUS = {
@@ -150,10 +150,8 @@ def grid_status(
 def trunks_in_flight(config: dict, results: Path, within_s: float, now: float) -> list[dict]:
     """Trunk segments (qatgrid.trunks) whose curve, log or checkpoint changed within `within_s`
     and whose branch state is not written yet."""
-    if not config["train"].get("shared_trunk", True):
-        return []
     running = []
-    for branch in plan_branches(expand_runs(config), config["train"]).values():
+    for branch in build_plan(config).branches.values():
         if not branch.segment:
             continue
         files = TrunkFiles(branch.run_id, results)
