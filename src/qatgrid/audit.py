@@ -55,9 +55,10 @@ def read_metrics(results: Path, run_id: str) -> dict | None:
         return None
 
 
-def last_activity(results: Path, run_id: str) -> float | None:
-    """Newest mtime of what a training run in flight keeps touching: curve, log, state checkpoint."""
-    times = [p.stat().st_mtime for p in RunFiles(run_id, results).activity() if p.exists()]
+def last_activity(files) -> float | None:
+    """Newest mtime of what a job in flight keeps touching (a run's or a trunk segment's files:
+    curve, log, state checkpoint); None when none exists."""
+    times = [p.stat().st_mtime for p in files.activity() if p.exists()]
     return max(times) if times else None
 
 
@@ -80,7 +81,7 @@ def run_status(
     files = RunFiles(run_id, results)
     log = Path(log) if log is not None else files.log
     if running_within_s is not None:
-        active = last_activity(results, run_id)
+        active = last_activity(files)
         recent = active is not None and (now if now is not None else time.time()) - active <= running_within_s
         if recent and error_line(tail_lines(log)) is None:  # a log ending in a traceback: it stopped
             return "running"

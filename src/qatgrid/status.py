@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import Counter
@@ -41,13 +40,7 @@ AUDIT_TO_STATUS = {
 
 def tail_record(path: Path) -> dict | None:
     """The last complete record of a curve file (reads only its end; a half-written line is skipped)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except FileNotFoundError:
-        return None
-    for line in reversed(lines):
+    for line in reversed(tail_lines(path)):
         try:
             return json.loads(line)
         except json.JSONDecodeError:
@@ -150,6 +143,8 @@ def grid_status(
 def trunks_in_flight(config: dict, results: Path, within_s: float, now: float) -> list[dict]:
     """Trunk segments (qatgrid.trunks) whose curve, log or checkpoint changed within `within_s`
     and whose branch state is not written yet."""
+    from .audit import last_activity
+
     running = []
     for branch in build_plan(config).branches.values():
         if not branch.segment:
@@ -157,8 +152,8 @@ def trunks_in_flight(config: dict, results: Path, within_s: float, now: float) -
         files = TrunkFiles(branch.run_id, results)
         if files.branch_state.exists() or RunFiles(branch.run_id, results).metrics.exists():
             continue
-        times = [p.stat().st_mtime for p in files.activity() if p.exists()]
-        if not times or now - max(times) > within_s:
+        active = last_activity(files)
+        if active is None or now - active > within_s:
             continue
         last = tail_record(files.curve) or {}
         running.append(
@@ -169,7 +164,7 @@ def trunks_in_flight(config: dict, results: Path, within_s: float, now: float) -
                 "to_step": branch.step,
                 "step": last.get("step"),
                 "train_loss": last.get("train_loss"),
-                "updated_s_ago": now - max(times),
+                "updated_s_ago": now - active,
             }
         )
     return running
