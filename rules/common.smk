@@ -155,6 +155,18 @@ def train_resources(wildcards, attempt, key):
     return value
 
 
+def train_threads(wildcards):
+    return train_resources(wildcards, 1, "threads")
+
+
+def _train_resource(key):
+    return lambda wildcards, attempt: train_resources(wildcards, attempt, key)
+
+
+# What every training rule (train, trunk, train_group) asks the scheduler for, written once.
+TRAIN_RESOURCES = {"runtime": _train_resource("runtime"), "mem_mb": _train_resource("mem_mb")}
+
+
 def group_done(wildcards):
     """train.trunk_jobs: group: a run's outputs wait for its group's job."""
     return str(GroupFiles(GROUP_OF[wildcards.run]).done)
