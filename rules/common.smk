@@ -48,9 +48,6 @@ config.update(_loaded)
 PLAN = build_plan(config)
 RUNS = PLAN.by_id
 FIGURES = list(FIGURE_REGISTRY)
-TABLES = ["runs.parquet", "runs.csv", "loss_by_warmdown.csv", "optimal_warmdown.csv", "paired_tests.csv",
-          "regimes.csv", "robustness.csv", "penalty.csv", "penalty_fit.csv", "probes.csv", "probe_ratio.csv",
-          "footprint.csv", "boundary_map.csv", "variance_components.csv"]
 
 wildcard_constraints:
     run=RUN_ID_WILDCARD,
@@ -178,6 +175,13 @@ def pack_group(wildcards):
     return "pack" if job_run(wildcards).size in config["resources"]["pack_sizes"] else None
 
 
+def table_report(path):
+    """A table the HTML report (snakemake --report) shows under "Tables", with the tables' caption."""
+    return report(path, caption="../workflow/report/table.rst", category="Tables")
+
+
 def all_targets():
-    return ([f"results/tables/{t}" for t in TABLES]
-            + [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("pdf", "png")])
+    """Every table the rules write (results/tables/, read from the rules themselves: rule all is
+    defined after every include) and every figure of the registry."""
+    tables = [str(f) for rule in workflow.rules for f in rule.output if str(f).startswith("results/tables/")]
+    return tables + [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("pdf", "png")]
