@@ -1,4 +1,5 @@
 rule runs_table:
+    localrule: True
     input:
         metrics=metrics_files(),
     output:
@@ -13,6 +14,7 @@ rule runs_table:
 
 
 rule warmdown_tables:
+    localrule: True
     input:
         metrics=metrics_files(),
     output:
@@ -32,6 +34,7 @@ rule warmdown_tables:
 
 
 rule penalty_tables:
+    localrule: True
     input:
         metrics=metrics_files(penalty_runs),
     output:
@@ -50,6 +53,7 @@ rule penalty_tables:
 
 
 rule probe_tables:
+    localrule: True
     input:
         probes=probe_files(),
     output:
@@ -67,6 +71,7 @@ rule probe_tables:
 
 
 rule footprint:
+    localrule: True
     input:
         runs="results/tables/runs.parquet",
     output:
@@ -83,6 +88,7 @@ rule footprint:
 
 
 rule boundary_map_table:
+    localrule: True
     input:
         optimal="results/tables/optimal_warmdown.csv",
         regimes="results/tables/regimes.csv",
