@@ -17,22 +17,13 @@ include: "rules/figures.smk"
 include: "rules/audit.smk"
 
 
-# On a cluster, only data preparation and training go to the scheduler; tables and figures take
-# seconds and run where snakemake runs.
-localrules:
-    all,
-    audit,
-    runs_table,
-    warmdown_tables,
-    penalty_tables,
-    probe_tables,
-    footprint,
-    boundary_map_table,
-    figure,
-    gallery,
+# On a cluster, only data preparation and training go to the scheduler; tables, figures, the
+# audit and moving a group's outputs take seconds and run where snakemake runs (each such rule
+# says `localrule: True`).
 
 
 rule all:
+    localrule: True
     input:
         all_targets(),
     default_target: True

@@ -24,12 +24,14 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 BITS = [16, 8, 6, 4]
-DEFAULT_TRAIN = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]  # the default's settings
+sys.path.insert(0, str(REPO / "src"))
+from qatgrid.config import load_config  # noqa: E402
+
+DEFAULT_TRAIN = load_config()["train"]  # the default's settings (schema defaults filled in)
 LR = DEFAULT_TRAIN["lr"]
 # Dense (not 2:4 sparse) bf16 tensor-core peaks (FLOP/s) from NVIDIA's datasheets, for MFU: the
 # first key the device's name contains, so a variant comes before its family ("H100 PCIe" before
@@ -385,9 +387,7 @@ def median_of(jobs: list[dict]) -> dict:
 def train_settings(config: Path, compile_: bool, steps: int) -> dict:
     """The config's training settings (merged over the default, as --configfile does), in a short
     job with a few evaluations and periodic checkpoints."""
-    tr = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]
-    if config.resolve() != (REPO / "config" / "config.yaml").resolve():
-        tr.update(yaml.safe_load(config.read_text()).get("train", {}))
+    tr = load_config([] if config.resolve() == (REPO / "config" / "config.yaml").resolve() else [config])["train"]
     every = steps // 3
     return {
         **tr,

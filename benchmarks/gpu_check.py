@@ -63,8 +63,7 @@ import time
 import traceback
 from pathlib import Path
 
-import yaml
-from common import REPO, RESULTS, TARGET_WARM_OVER_COLD, TARGETS
+from common import REPO, RESULTS, TARGET_WARM_OVER_COLD, TARGETS, load_config
 from gpu_correctness import TOL, section_correctness
 from gpu_costs import cost_lines, with_boxes
 from gpu_sections import (
@@ -80,9 +79,8 @@ from gpu_sections import (
     toolchain,
 )
 
-PAPER_TRAIN = {**yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]}
-PAPER_TRAIN.update(yaml.safe_load((REPO / "config" / "paper.yaml").read_text())["train"])
-DEFAULT_CONFIG_TRAIN = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["train"]
+PAPER_TRAIN = load_config([REPO / "config" / "paper.yaml"])["train"]  # as `--configfile config/paper.yaml`
+DEFAULT_CONFIG_TRAIN = load_config()["train"]
 B, T = PAPER_TRAIN["batch_size"], PAPER_TRAIN["seq_len"]
 # TORCH_COMPILE_OVERRIDE_BACKENDS in smoke mode on a machine without a C compiler (CPU Inductor
 # needs one): every graph through aot_eager, which traces as Inductor does but generates no code.

@@ -30,10 +30,11 @@ TOL = {
 
 def stream_batch_on(tokens, step: int, batch: int, seq: int, device):
     """Step `step`'s batch of the training stream (qatgrid.data.stream), as training reads it."""
+    from qatgrid.config import schema_defaults
     from qatgrid.data.stream import train_batch
     from qatgrid.grid import Run
 
-    return train_batch(tokens, {}, Run("check", 6, "0.1M", 0.5, 1.0, 0), step, batch, seq, device)
+    return train_batch(tokens, schema_defaults("train"), Run("check", 6, "0.1M", 0.5, 1.0, 0), step, batch, seq, device)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
 rule runs_table:
+    localrule: True
     input:
         metrics=metrics_files(),
     output:
@@ -13,14 +14,15 @@ rule runs_table:
 
 
 rule warmdown_tables:
+    localrule: True
     input:
         metrics=metrics_files(),
     output:
-        by_warmdown=report("results/tables/loss_by_warmdown.csv", caption="../workflow/report/table.rst", category="Tables"),
-        optimal=report("results/tables/optimal_warmdown.csv", caption="../workflow/report/table.rst", category="Tables"),
-        paired=report("results/tables/paired_tests.csv", caption="../workflow/report/table.rst", category="Tables"),
-        regimes=report("results/tables/regimes.csv", caption="../workflow/report/table.rst", category="Tables"),
-        robustness=report("results/tables/robustness.csv", caption="../workflow/report/table.rst", category="Tables"),
+        by_warmdown=table_report("results/tables/loss_by_warmdown.csv"),
+        optimal=table_report("results/tables/optimal_warmdown.csv"),
+        paired=table_report("results/tables/paired_tests.csv"),
+        regimes=table_report("results/tables/regimes.csv"),
+        robustness=table_report("results/tables/robustness.csv"),
     params:
         alpha=config["analysis"]["alpha"],
     conda:
@@ -32,11 +34,12 @@ rule warmdown_tables:
 
 
 rule penalty_tables:
+    localrule: True
     input:
         metrics=metrics_files(penalty_runs),
     output:
-        penalty=report("results/tables/penalty.csv", caption="../workflow/report/table.rst", category="Tables"),
-        fit=report("results/tables/penalty_fit.csv", caption="../workflow/report/table.rst", category="Tables"),
+        penalty=table_report("results/tables/penalty.csv"),
+        fit=table_report("results/tables/penalty_fit.csv"),
     params:
         bits=config["analysis"]["penalty_bits"],
         heldout_sizes=config["analysis"]["heldout_sizes"],
@@ -50,11 +53,12 @@ rule penalty_tables:
 
 
 rule probe_tables:
+    localrule: True
     input:
         probes=probe_files(),
     output:
         probes="results/tables/probes.csv",
-        ratio=report("results/tables/probe_ratio.csv", caption="../workflow/report/table.rst", category="Tables"),
+        ratio=table_report("results/tables/probe_ratio.csv"),
     params:
         grid_bits=config["probe"]["grid_bits"],
         alpha=config["analysis"]["alpha"],
@@ -67,10 +71,11 @@ rule probe_tables:
 
 
 rule footprint:
+    localrule: True
     input:
         runs="results/tables/runs.parquet",
     output:
-        report("results/tables/footprint.csv", caption="../workflow/report/table.rst", category="Tables"),
+        table_report("results/tables/footprint.csv"),
     params:
         # the planned grid's GPU-hour estimate needs most of the config; its key order is not a change
         config=canonical(config),
@@ -83,11 +88,12 @@ rule footprint:
 
 
 rule boundary_map_table:
+    localrule: True
     input:
         optimal="results/tables/optimal_warmdown.csv",
         regimes="results/tables/regimes.csv",
     output:
-        report("results/tables/boundary_map.csv", caption="../workflow/report/table.rst", category="Tables"),
+        table_report("results/tables/boundary_map.csv"),
     conda:
         "../envs/analysis.yaml"
     log:

@@ -3,6 +3,7 @@
 
 
 rule audit:
+    localrule: True
     output:
         md="results/audit/grid.md",
         csv="results/audit/grid.csv",

@@ -6,15 +6,15 @@ import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from qatgrid.data import data_files, data_key  # noqa: E402
-from qatgrid.grid import RUN_ID_WILDCARD, check_config, job_resources, merge_config_layers  # noqa: E402
+from qatgrid.config import load_layers  # noqa: E402
+from qatgrid.grid import RUN_ID_WILDCARD, expand_runs, job_resources  # noqa: E402
 from qatgrid.plots.registry import FIGURES as FIGURE_REGISTRY, FileText, penalty_runs, probed_runs  # noqa: E402
 from qatgrid.plots.registry import settings as figure_settings  # noqa: E402
 from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles  # noqa: E402
-from qatgrid.trunks import TRUNK_NAME_WILDCARD, group_jobs, group_run_lengths, plan_branches, plan_groups  # noqa: E402
+from qatgrid.plan import build_plan  # noqa: E402
+from qatgrid.trunks import TRUNK_NAME_WILDCARD  # noqa: E402
 
 
 def config_layers():
@@ -37,19 +37,17 @@ def config_layers():
     return layers
 
 
-# Snakemake merges every section key by key; the audit block is a config file's whole
-# (qatgrid.grid.merge_config_layers says why). CONFIG_SOURCES names the file each section came from.
-_merged, CONFIG_SOURCES = merge_config_layers(config_layers())
-if "audit" in _merged:
-    config["audit"] = _merged["audit"]
+# The config as every entry point loads it (qatgrid.config.load_layers): Snakemake's merge but for
+# the audit block, which is a config file's whole (merge_config_layers says why), the schema's
+# defaults and its checks, then check_config's. CONFIG_SOURCES names the file each section came from.
+_loaded, CONFIG_SOURCES = load_layers(config_layers(), Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
+config.clear()
+config.update(_loaded)
 
-validate(config, Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
-
-RUNS = {run.id: run for run in check_config(config)}
+# The runs and their training jobs, computed once (qatgrid.plan): the rules only look them up.
+PLAN = build_plan(config)
+RUNS = PLAN.by_id
 FIGURES = list(FIGURE_REGISTRY)
-TABLES = ["runs.parquet", "runs.csv", "loss_by_warmdown.csv", "optimal_warmdown.csv", "paired_tests.csv",
-          "regimes.csv", "robustness.csv", "penalty.csv", "penalty_fit.csv", "probes.csv", "probe_ratio.csv",
-          "footprint.csv", "boundary_map.csv", "variance_components.csv"]
 
 wildcard_constraints:
     run=RUN_ID_WILDCARD,
@@ -60,11 +58,11 @@ RUN_FILES = RunFiles("{run}")  # the training rule's file patterns
 TRUNK_FILES = TrunkFiles("{run}")  # the trunk rule's: the segment that ends at run {run}'s branch step
 GROUP_FILES = GroupFiles("{trunk}")  # train.trunk_jobs: group: the job that trains group {trunk}
 # run id -> where it branches off its group's shared trunk (none with train.shared_trunk: false)
-BRANCHES = plan_branches(RUNS.values(), config["train"]) if config["train"]["shared_trunk"] else {}
-# train.trunk_jobs: group: trunk name -> its runs in order of branch step, one job for each group
-TRUNK_GROUP_JOBS = group_jobs(config["train"])
-GROUPS = plan_groups(RUNS.values(), config["train"]) if TRUNK_GROUP_JOBS else {}
-GROUP_OF = {run.id: trunk for trunk, members in GROUPS.items() for run in members}
+BRANCHES = PLAN.branches
+# train.trunk_jobs: group: one job per group (trunk name -> its runs in order of branch step)
+TRUNK_GROUP_JOBS = PLAN.layout == "group"
+GROUPS = PLAN.groups
+GROUP_OF = PLAN.group_of
 
 
 def canonical(value):
@@ -150,8 +148,20 @@ def job_run(wildcards):
 def train_resources(wildcards, attempt, key):
     value = job_resources(config, job_run(wildcards), attempt)[key]
     if key == "runtime" and "trunk" in wildcards.keys():  # a group's job trains several run-lengths
-        value = math.ceil(value * group_run_lengths(GROUPS[wildcards.trunk], config["train"]))
+        value = math.ceil(value * PLAN.run_lengths(wildcards.trunk))
     return value
+
+
+def train_threads(wildcards):
+    return train_resources(wildcards, 1, "threads")
+
+
+def _train_resource(key):
+    return lambda wildcards, attempt: train_resources(wildcards, attempt, key)
+
+
+# What every training rule (train, trunk, train_group) asks the scheduler for, written once.
+TRAIN_RESOURCES = {"runtime": _train_resource("runtime"), "mem_mb": _train_resource("mem_mb")}
 
 
 def group_done(wildcards):
@@ -165,6 +175,13 @@ def pack_group(wildcards):
     return "pack" if job_run(wildcards).size in config["resources"]["pack_sizes"] else None
 
 
+def table_report(path):
+    """A table the HTML report (snakemake --report) shows under "Tables", with the tables' caption."""
+    return report(path, caption="../workflow/report/table.rst", category="Tables")
+
+
 def all_targets():
-    return ([f"results/tables/{t}" for t in TABLES]
-            + [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("pdf", "png")])
+    """Every table the rules write (results/tables/, read from the rules themselves: rule all is
+    defined after every include) and every figure of the registry."""
+    tables = [str(f) for rule in workflow.rules for f in rule.output if str(f).startswith("results/tables/")]
+    return tables + [f"results/figures/{f}.{ext}" for f in FIGURES for ext in ("pdf", "png")]

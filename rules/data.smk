@@ -4,12 +4,10 @@
 
 if config["data"]["source"] == "parameter-golf":
 
-    # Fetched once where Snakemake runs (compute nodes may have no network);
+    # Fetched once where Snakemake runs (compute nodes may have no network), hence a local rule;
     # training jobs read the shared folder only.
-    localrules:
-        download,
-
     rule download:
+        localrule: True
         output:
             data_outputs(),
         params:

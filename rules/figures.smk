@@ -7,6 +7,7 @@
 
 
 rule figure:
+    localrule: True
     input:
         unpack(figure_inputs),
     output:
@@ -28,6 +29,7 @@ rule figure:
 
 # The README's gallery: `snakemake --cores 1 gallery` copies the default run's PNGs into docs/gallery/.
 rule gallery:
+    localrule: True
     input:
         expand("results/figures/{name}.png", name=FIGURES),
     output:

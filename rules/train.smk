@@ -17,12 +17,11 @@ if TRUNK_GROUP_JOBS:
             members=lambda wildcards: [run.as_dict() for run in GROUPS[wildcards.trunk]],
             train=TRAIN_PARAMS,
             logging=canonical(config.get("logging", {})),
-        threads: lambda wildcards: train_resources(wildcards, 1, "threads")
+        threads: train_threads
         group:
             pack_group
         resources:
-            runtime=lambda wildcards, attempt: train_resources(wildcards, attempt, "runtime"),
-            mem_mb=lambda wildcards, attempt: train_resources(wildcards, attempt, "mem_mb"),
+            **TRAIN_RESOURCES,
         conda:
             "../envs/train.yaml"
         log:
@@ -66,12 +65,11 @@ else:
             run=lambda wildcards: RUNS[wildcards.run].as_dict(),
             step=lambda wildcards: BRANCHES[wildcards.run].step,
             train=TRAIN_PARAMS,
-        threads: lambda wildcards: train_resources(wildcards, 1, "threads")
+        threads: train_threads
         group:
             pack_group
         resources:
-            runtime=lambda wildcards, attempt: train_resources(wildcards, attempt, "runtime"),
-            mem_mb=lambda wildcards, attempt: train_resources(wildcards, attempt, "mem_mb"),
+            **TRAIN_RESOURCES,
         conda:
             "../envs/train.yaml"
         log:
@@ -89,12 +87,11 @@ else:
             run=lambda wildcards: RUNS[wildcards.run].as_dict(),
             train=TRAIN_PARAMS,
             logging=canonical(config.get("logging", {})),
-        threads: lambda wildcards: train_resources(wildcards, 1, "threads")
+        threads: train_threads
         group:
             pack_group
         resources:
-            runtime=lambda wildcards, attempt: train_resources(wildcards, attempt, "runtime"),
-            mem_mb=lambda wildcards, attempt: train_resources(wildcards, attempt, "mem_mb"),
+            **TRAIN_RESOURCES,
         conda:
             "../envs/train.yaml"
         log:

@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -12,7 +11,10 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def load_default_config() -> dict:
-    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    """config/config.yaml as the workflow loads it (qatgrid.config.load_config: schema defaults filled in)."""
+    from qatgrid.config import load_config
+
+    return load_config()
 
 
 def workflow_copy(dest: Path) -> Path:
@@ -32,11 +34,20 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 def merged_config(*names: str) -> dict:
     """config/config.yaml with config/<name> ... merged over it as Snakemake merges --configfile
-    (qatgrid.grid.merge_config_layers: key by key at every depth, the audit block whole)."""
-    from qatgrid.grid import merge_config_layers
+    (qatgrid.config.load_config: key by key at every depth, the audit block whole, schema defaults)."""
+    from qatgrid.config import load_config
 
-    paths = [REPO / "config" / "config.yaml", *(REPO / "config" / n for n in names)]
-    return merge_config_layers([(p.name, yaml.safe_load(p.read_text())) for p in paths])[0]
+    return load_config([REPO / "config" / n for n in names])
+
+
+def small_train(**overrides) -> dict:
+    """The default config's `train` section (from the loader) at test scale: on the CPU, short
+    sequences, small batches; `overrides` set keys (a mapping merges into lr / muon_momentum)."""
+    train = load_default_config()["train"]
+    small = {"device": "cpu", "threads": 1, "seq_len": 32, "batch_size": 4, "lr": {"embed": 0.01}, **overrides}
+    for key, value in small.items():
+        train[key] = {**train[key], **value} if isinstance(value, dict) else value
+    return train
 
 
 @pytest.fixture

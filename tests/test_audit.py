@@ -83,7 +83,7 @@ def test_config_layers_merge_as_snakemake_but_the_audit_block_whole():
     phase counts, its CPU device) must not survive under another grid's."""
     from snakemake.utils import update_config
 
-    from qatgrid.grid import merge_config_layers
+    from qatgrid.config import merge_config_layers
 
     names = ("config.yaml", "paper.yaml", "extension.yaml")
     layers = [(n, yaml.safe_load((REPO / "config" / n).read_text())) for n in names]

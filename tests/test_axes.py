@@ -6,6 +6,7 @@ import pytest
 from conftest import REPO, load_default_config, merged_config
 
 from qatgrid.audit import check_counts, grid_table
+from qatgrid.config import schema_defaults
 from qatgrid.grid import (
     RUN_ID_WILDCARD,
     Run,
@@ -19,7 +20,7 @@ from qatgrid.grid import (
     total_tokens,
 )
 
-TRAIN = {"steps": 100, "batch_size": 8, "seq_len": 128}
+TRAIN = {**schema_defaults("train"), "steps": 100, "batch_size": 8, "seq_len": 128}
 
 
 def merged(name: str) -> dict:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import yaml
-from conftest import REPO
+from conftest import REPO, small_train
 from snakemake.utils import validate
 from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus)
 
@@ -28,25 +28,16 @@ print(json.dumps({k: dict(counters[k]) for k in ("inductor", "aot_autograd")}))
 """
 # eval_tokens = batch_size * seq_len: evaluation sees the training batch's shape, so each run
 # compiles exactly three graphs (training forward, backward, evaluation forward).
-TRAIN = {
-    "device": "cpu",
-    "threads": 1,
-    "steps": 2,
-    "warmup_steps": 1,
-    "seq_len": 32,
-    "batch_size": 4,
-    "lr": {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003},
-    "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 8},
-    "weight_decay": 0.0,
-    "grad_clip": 1.0,
-    "logit_softcap": 30.0,
-    "log_every": 2,
-    "eval_every": 2,
-    "eval_tokens": 128,
-    "checkpoint_every": 2,
-    "diverge_loss": 20.0,
-    "compile": True,
-}
+TRAIN = small_train(
+    steps=2,
+    warmup_steps=1,
+    muon_momentum={"warmup_steps": 8},
+    log_every=2,
+    eval_every=2,
+    eval_tokens=128,
+    checkpoint_every=2,
+    compile=True,
+)
 
 
 def train_in_new_process(workdir, data_dir, name: str) -> dict:

@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import pytest
 from conftest import load_default_config
@@ -92,55 +93,66 @@ def test_job_resources_per_size_and_doubling_on_retry():
     assert job_resources(cfg, other, attempt=2) == {"runtime": 120, "mem_mb": 16000, "threads": 4}
 
 
-def test_package_train_defaults_match_the_schema():
-    """Snakemake fills train.hold_tokens / lr_batch_rule / batches / stream_spans / trunk_jobs from the
-    schema; direct API calls use TRAIN_DEFAULTS."""
-    from pathlib import Path
-
-    import yaml
-
-    from qatgrid.grid import TRAIN_DEFAULTS
-
-    schema = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema" / "config.schema.yaml").read_text())
-    train = schema["properties"]["train"]["properties"]
-    assert (
-        {key: train[key]["default"] for key in TRAIN_DEFAULTS}
-        == TRAIN_DEFAULTS
-        == {
-            "hold_tokens": True,
-            "lr_batch_rule": "sqrt",
-            "batches": "stream",
-            "stream_spans": 1,
-            "trunk_jobs": "segments",
-            "gpu_memory_gib": None,
-            "micro_batches": "auto",
-        }
-    )
-
-
-def test_train_config_defaults_are_the_schemas_and_its_keys_are_the_schemas():
-    """The typed TrainConfig has a field per train key of the schema, required where the schema
-    requires it and defaulting to the schema's default elsewhere; an unknown key is refused."""
+def test_train_config_takes_its_keys_and_defaults_from_the_schema():
+    """The typed TrainConfig has a field per train key of the schema; the keys the schema gives a
+    default may be left out and take the schema's (written nowhere else); a required one may not."""
     import dataclasses
     from pathlib import Path
 
     import pytest
     import yaml
 
-    from qatgrid.config import TrainConfig
+    from qatgrid.config import NOT_TRAIN, TrainConfig, schema_defaults
 
     schema = yaml.safe_load((Path(__file__).parents[1] / "config" / "schema" / "config.schema.yaml").read_text())
     train = schema["properties"]["train"]
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    fields.pop("tensorboard"), fields.pop("compile_cache"), fields.pop("vocab_size")
-    assert set(fields) == set(train["properties"])
-    required = {name for name, f in fields.items() if f.default is dataclasses.MISSING}
-    assert required == set(train["required"])
-    for name, f in fields.items():
-        if name not in required:
-            assert f.default == train["properties"][name].get("default", f.default), name
-    assert {name for name in fields if name not in required} <= {
-        name for name, spec in train["properties"].items() if "default" in spec
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} - set(NOT_TRAIN)
+    assert fields == set(train["properties"])
+    assert schema_defaults("train") == {
+        "precision": "auto",
+        "compile": "auto",
+        "hold_tokens": True,
+        "shared_trunk": True,
+        "trunk_jobs": "segments",
+        "lr_batch_rule": "sqrt",
+        "batches": "stream",
+        "stream_spans": 1,
+        "gpu_memory_gib": None,
+        "micro_batches": "auto",
     }
+    assert set(schema_defaults("train")) | set(train["required"]) == fields
+    required = {key: load_default_config()["train"][key] for key in train["required"]}
+    tc = TrainConfig.from_config({"train": required})
+    assert {key: getattr(tc, key) for key in schema_defaults("train")} == schema_defaults("train")
+    with pytest.raises(ValueError, match=r"train: missing key\(s\) \['diverge_loss'\]"):
+        TrainConfig.from_config({"train": {k: v for k, v in required.items() if k != "diverge_loss"}})
     with pytest.raises(ValueError, match=r"train: unknown key\(s\) \['stpes'\]"):
         TrainConfig.from_config({"train": {"stpes": 3}})
+
+
+def test_every_loader_merges_a_nested_key_over_the_rest(tmp_path):
+    """A --configfile that sets one key of train.lr and of train.muon_momentum keeps the others, for
+    the loader (the Snakefile, qatgrid status and the tests call it) and for the benchmarks' and the
+    GPU check's training settings (which once updated the train section shallowly, dropping them)."""
+    import sys
+
+    import yaml
+
+    from qatgrid import status
+    from qatgrid.config import load_config
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import common
+
+    layer = tmp_path / "lr.yaml"
+    layer.write_text(yaml.safe_dump({"train": {"lr": {"muon": 0.05}, "muon_momentum": {"warmup_steps": 7}}}))
+    default = load_default_config()["train"]
+    expected_lr = {**default["lr"], "muon": 0.05}
+    expected_momentum = {**default["muon_momentum"], "warmup_steps": 7}
+    assert set(expected_lr) == {"muon", "embed", "scalar", "adamw"} and expected_lr["embed"] == 0.02
+    for train in (load_config([layer])["train"], common.train_settings(layer, False, 30)):
+        assert train["lr"] == expected_lr and train["muon_momentum"] == expected_momentum
+        assert train["batch_size"] == default["batch_size"] and train["hold_tokens"] is True
+    assert status.load_config is load_config
+    overridden = load_config(overrides={"train": {"lr": {"adamw": 0.001}}})["train"]["lr"]  # as --config
+    assert overridden == {**default["lr"], "adamw": 0.001}

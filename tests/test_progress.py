@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from conftest import small_train
 from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus)
 
 from qatgrid.checkpoint import load_state
@@ -15,24 +16,15 @@ from qatgrid.progress import hms, read_curve, truncate_curve
 from qatgrid.runfiles import RunFiles
 from qatgrid.train import train_run
 
-TRAIN = {
-    "device": "cpu",
-    "threads": 1,
-    "steps": 12,
-    "warmup_steps": 2,
-    "seq_len": 32,
-    "batch_size": 4,
-    "lr": {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003},
-    "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 8},
-    "weight_decay": 0.0,
-    "grad_clip": 1.0,
-    "logit_softcap": 30.0,
-    "log_every": 2,
-    "eval_every": 4,
-    "eval_tokens": 1024,
-    "checkpoint_every": 6,
-    "diverge_loss": 20.0,
-}
+TRAIN = small_train(
+    steps=12,
+    warmup_steps=2,
+    muon_momentum={"warmup_steps": 8},
+    log_every=2,
+    eval_every=4,
+    eval_tokens=1024,
+    checkpoint_every=6,
+)
 RUN = Run("p", 6, "0.1M", 0.25, 1.0, 0)
 
 

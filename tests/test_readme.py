@@ -14,7 +14,7 @@ import yaml
 from conftest import REPO, SNAKEMAKE, merged_config, snakemake, workflow_copy
 
 from qatgrid.audit import gpu_hours
-from qatgrid.grid import merge_config_layers
+from qatgrid.config import merge_config_layers
 
 # README commands this file does not run, and why. Each must still be in the README.
 SLOW = {

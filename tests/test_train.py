@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import small_train
 
 from qatgrid import checkpoint
 from qatgrid import train as train_module
@@ -17,24 +18,15 @@ from qatgrid.grid import Run
 from qatgrid.runfiles import STATE_FILE, RunFiles
 from qatgrid.train import Interrupted, train_run
 
-TRAIN = {
-    "device": "cpu",
-    "threads": 1,
-    "steps": 24,
-    "warmup_steps": 4,
-    "seq_len": 32,
-    "batch_size": 4,
-    "lr": {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003},
-    "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 8},
-    "weight_decay": 0.0,
-    "grad_clip": 1.0,
-    "logit_softcap": 30.0,
-    "log_every": 4,
-    "eval_every": 8,
-    "eval_tokens": 2048,
-    "checkpoint_every": 4,
-    "diverge_loss": 20.0,
-}
+TRAIN = small_train(
+    steps=24,
+    warmup_steps=4,
+    muon_momentum={"warmup_steps": 8},
+    log_every=4,
+    eval_every=8,
+    eval_tokens=2048,
+    checkpoint_every=4,
+)
 
 
 @pytest.fixture(scope="module")

@@ -11,34 +11,27 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import small_train
 from test_train import data_dir, kill_once_checkpointed  # noqa: F401 (data_dir: a fixture, the shared tiny corpus)
 
 from qatgrid.checkpoint import clear_state, load_checkpoint
 from qatgrid.grid import Run, expand_runs
+from qatgrid.plan import build_plan
 from qatgrid.probe import probe_checkpoint
 from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles
 from qatgrid.train import train_group, train_run, train_trunk
-from qatgrid.trunks import group_run_lengths, plan_branches, plan_groups, shared_steps, trunk_name, trunk_steps
+from qatgrid.trunks import plan_branches, plan_groups, trunk_name
 
-TRAIN = {
-    "device": "cpu",
-    "threads": 1,
-    "steps": 24,
-    "warmup_steps": 3,
-    "seq_len": 32,
-    "batch_size": 4,
-    "lr": {"muon": 0.02, "embed": 0.01, "scalar": 0.02, "adamw": 0.003},
+TRAIN = small_train(
+    steps=24,
+    warmup_steps=3,
     # momentum still warming up at every branch step: its schedule must continue across the branch
-    "muon_momentum": {"start": 0.85, "end": 0.95, "warmup_steps": 40},
-    "weight_decay": 0.0,
-    "grad_clip": 1.0,
-    "logit_softcap": 30.0,
-    "log_every": 2,
-    "eval_every": 6,
-    "eval_tokens": 1024,
-    "checkpoint_every": 5,
-    "diverge_loss": 20.0,
-}
+    muon_momentum={"warmup_steps": 40},
+    log_every=2,
+    eval_every=6,
+    eval_tokens=1024,
+    checkpoint_every=5,
+)
 TIMING = {"wall_seconds", "trunk", "trunk_seconds", "scheduler"}
 RECORD_TIMING = {"tokens_per_s", "elapsed_s", "eta_s", "time"}
 
@@ -110,11 +103,12 @@ def test_branched_runs_are_bitwise_the_runs_trained_alone(name, data_dir, tmp_pa
         assert metrics["trunk_seconds"] < metrics["wall_seconds"]
         assert metrics["steps_done"] == metrics["steps"]
     # Each member's own job trains only its warmdown; the trunk trains the rest, once.
-    own, steps = shared_steps(runs, TRAIN, branches), {}
+    plan, steps = build_plan({"train": {**TRAIN, "trunk_jobs": "segments"}}, runs), {}
+    assert plan.branches == branches
     for r in runs:
         steps[r.id] = json.loads(RunFiles(r.id, tmp_path / "alone").metrics.read_text())["steps"]
-        assert own[r.id] == steps[r.id] - branches[r.id].start[1]
-    assert sum(own.values()) + sum(trunk_steps(branches).values()) < sum(steps.values())
+        assert plan.own_steps(r.id) == steps[r.id] - branches[r.id].start[1]
+    assert sum(plan.own_steps(r.id) + plan.segment_steps(r.id) for r in runs) < sum(steps.values())
 
 
 def move_staged(run_id: str, group: GroupFiles) -> None:
@@ -157,7 +151,7 @@ def test_one_job_per_group_gives_bitwise_the_runs_trained_alone(name, data_dir, 
     order = [r.warmdown_frac for r in plan_groups(runs, TRAIN)[trunk_name(runs[0])]]
     assert order == sorted(order, reverse=True)
     if name == "muon-linear-int6":
-        assert group_run_lengths(runs, TRAIN) == pytest.approx((24 - 12 + 24 - 18 + 24) / 24)
+        assert build_plan({"train": TRAIN}, runs).run_lengths(trunk) == pytest.approx((24 - 12 + 24 - 18 + 24) / 24)
 
 
 def test_a_group_job_retrains_only_what_is_missing(data_dir, tmp_path):
@@ -251,11 +245,9 @@ def test_members_that_disagree_beyond_the_warmdown_are_rejected_naming_them():
 
 def test_the_default_and_paper_grids_branch_every_group():
     """Every run of the paper grid sits in a group of two or more warmdowns (the saving the audit reports)."""
-    import yaml
-    from conftest import REPO
+    from conftest import merged_config
 
-    default = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    paper = {**default, **yaml.safe_load((REPO / "config" / "paper.yaml").read_text())}
+    paper = merged_config("paper.yaml")
     runs = expand_runs(paper)
     branches = plan_branches(runs, paper["train"])
     assert len(branches) == len(runs) == 1345
@@ -347,12 +339,9 @@ def test_sigkill_mid_group_job_then_rerun_is_bitwise_identical(where, data_dir, 
 
 
 def paper_config(shared: bool) -> dict:
-    import yaml
-    from conftest import REPO
-    from snakemake.utils import update_config
+    from conftest import merged_config
 
-    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    update_config(cfg, yaml.safe_load((REPO / "config" / "paper.yaml").read_text()))
+    cfg = merged_config("paper.yaml")
     cfg["train"]["shared_trunk"] = shared
     return cfg
 
@@ -459,8 +448,11 @@ def test_the_switches_plan_group_jobs_segments_or_none(tmp_path):
     segment job per run but the last of each group, and a training job per run;
     train.shared_trunk: false: a training job per run and nothing else."""
     import re
+    from collections import Counter
 
     from conftest import load_default_config, snakemake, workflow_copy
+
+    from qatgrid.config import load_config
 
     wf = workflow_copy(tmp_path)
     (wf / "segments.yaml").write_text("train: {trunk_jobs: segments}\n")
@@ -475,6 +467,9 @@ def test_the_switches_plan_group_jobs_segments_or_none(tmp_path):
         ("--configfile", "off.yaml"): {"train": len(runs)},
     }
     for args, counts in expected.items():
+        plan = build_plan(load_config([wf / args[1]] if args else []))  # the plan the rules read
+        planned = Counter(job.rule for job in plan.jobs)
+        assert planned == {k: v for k, v in counts.items() if k != "run_outputs"}, args
         out = snakemake(wf, "-n", "--quiet", "rules", *args).stdout
         jobs = {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
         assert {rule: jobs.get(rule, 0) for rule in ("train_group", "run_outputs", "train", "trunk")} == {

@@ -6,10 +6,11 @@ import shutil
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, merged_config, snakemake, workflow_copy
+from conftest import REPO, load_default_config, merged_config, snakemake, workflow_copy
 
 from qatgrid.grid import expand_runs
-from qatgrid.trunks import plan_branches
+from qatgrid.plan import build_plan
+from qatgrid.plots.registry import FIGURES
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def planned_outputs(wf, *args) -> set[str]:
 
 def test_dry_run_plans_one_train_job_per_grid_run(wf):
     jobs = planned_jobs(wf)
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = load_default_config()
     # train.trunk_jobs: group: a training job per shared trunk (or lone run), a local job per run
     assert jobs["run_outputs"] == len(expand_runs(config)) == 86 and jobs["train_group"] == 35
     assert "probe" not in jobs  # the training job writes each run's probe
@@ -45,7 +46,7 @@ def test_benchmark_grids_plan_the_runs_they_declare(wf, name):
     override = yaml.safe_load((REPO / "benchmarks" / "configs" / name).read_text())
     jobs = planned_jobs(wf, "--configfile", str(REPO / "benchmarks" / "configs" / name))
     assert jobs["run_outputs"] == override["audit"]["expected_runs"]["total"]  # one per run (trunk_jobs: group)
-    merged = {**yaml.safe_load((REPO / "config" / "config.yaml").read_text()), "sweeps": override["sweeps"]}
+    merged = merged_config(str(REPO / "benchmarks" / "configs" / name))
     assert len(expand_runs(merged)) == jobs["run_outputs"]
 
 
@@ -145,7 +146,8 @@ def test_end_to_end_tiny(wf):
     assert var["var_residual"].item() > 0
     robust = pd.read_csv(tables / "robustness.csv")
     assert list(robust["arm"]) == ["adamw/cosine/x2"] and robust["base_phase"].item() == "phase2"
-    for name in ("loss_vs_warmdown", "optimal_warmdown", "penalty_law", "paired_z", "grid_distance", "robustness"):
+    assert len(FIGURES) == 7
+    for name in FIGURES:  # every figure of the registry, as rule all asks for
         assert (figures / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
         assert (figures / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     snakemake(wf, "--configfile", "tiny.yaml", "--report", "results/report.html")
@@ -160,10 +162,10 @@ def test_slurm_profile_packs_small_runs_and_sizes_resources(wf):
     """The cluster plan of the paper grid: small sizes packed 8 to a group job, one GPU (gres)
     per training job, per-size time limits from config/paper.yaml."""
     out = snakemake(wf, "-n", "--profile", "profiles/slurm", "--configfile", "config/paper.yaml").stdout
-    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    paper = merged_config("paper.yaml")
     packed = [r for r in expand_runs(paper) if r.size in paper["resources"]["pack_sizes"]]
     # pack=8 bundles 8 connected components: a shared trunk with its segments and branches is one
-    branches = plan_branches(expand_runs(paper), merged_config("paper.yaml")["train"])
+    branches = build_plan(paper).branches
     components = {branches[r.id].trunk if r.id in branches else r.id for r in packed}
     assert len(components) > 8 and out.count("Group job pack") == -(-len(components) // 8)
     train_jobs = re.findall(

@@ -29,9 +29,10 @@ import pandas as pd
 from .grid import AXES, Run, bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
 from .io import error_line, tail_lines
 from .memory import GIB, plan_micro_batches, step_memory, train_precision
+from .plan import build_plan
 from .runfiles import GroupFiles, RunFiles
 from .sizes import size_to_number
-from .trunks import group_jobs, plan_branches, plan_groups, trunk_name
+from .trunks import group_jobs, trunk_name
 
 STATUSES = ("done", "diverged", "partial", "failed", "missing")
 BENCH_DIR = "benchmarks/results"
@@ -55,9 +56,10 @@ def read_metrics(results: Path, run_id: str) -> dict | None:
         return None
 
 
-def last_activity(results: Path, run_id: str) -> float | None:
-    """Newest mtime of what a training run in flight keeps touching: curve, log, state checkpoint."""
-    times = [p.stat().st_mtime for p in RunFiles(run_id, results).activity() if p.exists()]
+def last_activity(files) -> float | None:
+    """Newest mtime of what a job in flight keeps touching (a run's or a trunk segment's files:
+    curve, log, state checkpoint); None when none exists."""
+    times = [p.stat().st_mtime for p in files.activity() if p.exists()]
     return max(times) if times else None
 
 
@@ -80,7 +82,7 @@ def run_status(
     files = RunFiles(run_id, results)
     log = Path(log) if log is not None else files.log
     if running_within_s is not None:
-        active = last_activity(results, run_id)
+        active = last_activity(files)
         recent = active is not None and (now if now is not None else time.time()) - active <= running_within_s
         if recent and error_line(tail_lines(log)) is None:  # a log ending in a traceback: it stopped
             return "running"
@@ -152,20 +154,17 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
     run trained from step 0, as with shared_trunk: false."""
     train = config["train"]
     hours = cost_model(config, bench_dir)
-    runs = expand_runs(config)
-    branches = plan_branches(runs, train) if train.get("shared_trunk", True) else {}
-    # train.trunk_jobs: group: one job per group, counted on its first member
-    first_in_group = {members[0].id for members in plan_groups(runs, train).values()} if group_jobs(train) else None
+    plan = build_plan(config)
+    jobs = plan.jobs_charged()  # with train.trunk_jobs: group, a group's job counts on its first member
     rows, shapes = [], set()
-    for run in runs:
+    for run in plan.runs:
         steps, tokens = total_steps(train, run), total_tokens(train, run)
         shape = (run.size, run.bits, tokens // steps)  # what a compiled graph depends on
         alone, source = hours(run.size, steps, tokens, shape not in shapes)
-        est, branch = alone, branches.get(run.id)
+        est, branch = alone, plan.branches.get(run.id)
         if branch is not None:
             per_step = tokens // steps
-            segment = branch.step - branch.previous_step if branch.segment else 0
-            own = steps - branch.start[1]
+            segment, own = plan.segment_steps(run.id), plan.own_steps(run.id)
             est = hours(run.size, own, own * per_step)[0] + (
                 hours(run.size, segment, segment * per_step)[0] if segment else 0.0
             )
@@ -185,15 +184,9 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
                 "tokens": tokens,
                 "trunk": branch.trunk if branch else None,
                 "branch_step": branch.step if branch else 0,
-                "own_steps": steps - branch.start[1] if branch else steps,
-                "trunk_steps": branch.step - branch.previous_step if branch and branch.segment else 0,
-                "jobs": (
-                    int(run.id in first_in_group)
-                    if first_in_group is not None
-                    else 2
-                    if branch and branch.segment
-                    else 1
-                ),
+                "own_steps": plan.own_steps(run.id),
+                "trunk_steps": plan.segment_steps(run.id),
+                "jobs": jobs[run.id],
                 "est_gpu_hours": est,
                 "est_gpu_hours_alone": alone,
                 "est_source": source,
@@ -445,7 +438,7 @@ def write_audit(
     profile: str | Path | None = None,
 ) -> pd.DataFrame:
     """Write the audit; raise AuditMismatch (after writing) when the counts differ from `audit.expected_runs`.
-    `sources` (top-level key -> config file it came from, qatgrid.grid.merge_config_layers) lets the
+    `sources` (top-level key -> config file it came from, qatgrid.config.merge_config_layers) lets the
     error say when the audit block belongs to another file than the sweeps. `profile`: the cluster
     profile's config.yaml, whose `jobs:` sets the storage peak (qatgrid.storage.storage_report)."""
     from .aggregate import write_table

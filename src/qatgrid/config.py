@@ -1,21 +1,103 @@
-"""The training configuration, typed: built and checked once from the config's `train` section
-(plus `logging.tensorboard` and `compile_cache`), like the baseline's `Hyperparameters`.
+"""The configuration: loaded once, the same way everywhere, and the training section typed.
 
-The JSON schema (config/schema/config.schema.yaml) documents and validates every key; the
-defaults below are the schema's (tests/test_grid.py checks that they agree), for callers that
-build a config without Snakemake's validation."""
+`load_config` (files) and `load_layers` (mappings, what the Snakefile has) are the one way to
+build "the config as Snakemake sees it": Snakemake's merge of config/config.yaml, each
+--configfile and --config (mappings key by key at every depth, lists and scalars replaced; the
+`audit` block whole, see merge_config_layers), then the JSON schema's defaults and checks
+(config/schema/config.schema.yaml, validated by Snakemake's own `validate`), then the checks the
+schema cannot express (qatgrid.grid.check_config). The rules, `qatgrid status`, the tests, the
+benchmarks and the GPU check all call it.
+
+Defaults are written once, in the schema. `TrainConfig`, the typed `train` section (plus
+`logging.tensorboard` and `compile_cache`, like the baseline's `Hyperparameters`), reads the
+ones a caller leaves out from there.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
+from pathlib import Path
 
-from .grid import TRAIN_DEFAULTS, Run, lr_batch_factor, run_batch_size, run_data_seed, total_steps
+import yaml
+
+from .grid import Run, check_config, lr_batch_factor, run_batch_size, run_data_seed, total_steps
 from .memory import plan_micro_batches
 from .schedule import warmdown_start
 
+REPO = Path(__file__).resolve().parents[2]
+BASE_CONFIG = REPO / "config" / "config.yaml"  # the workflow's `configfile:`
+SCHEMA = REPO / "config" / "schema" / "config.schema.yaml"
+# Config sections a config file gives whole: a later file's section replaces an earlier one's
+# instead of merging key by key (see merge_config_layers).
+WHOLE_SECTIONS = ("audit",)
 NOT_TRAIN = ("tensorboard", "compile_cache", "vocab_size")  # TrainConfig fields from outside `train`
+
+
+def merge_config_layers(layers) -> tuple[dict, dict[str, str]]:
+    """Config files merged in order, as Snakemake merges `--configfile` over the workflow's
+    `configfile:` (mappings key by key at every depth, lists and scalars replaced), except the
+    sections in WHOLE_SECTIONS, which the last file that has one gives whole.
+
+    `audit` is such a section: its expected run counts, device and throughputs describe one grid
+    on one device, so keys of another file's audit block (the default's phase counts, its CPU
+    device) must never survive under the grid's own. `layers` are (name, mapping) pairs; returns
+    the merged config and, per top-level key, the name of the layer it was last set by."""
+    config: dict = {}
+    sources: dict[str, str] = {}
+    for name, layer in layers:
+        for key, value in (layer or {}).items():
+            if key not in WHOLE_SECTIONS and isinstance(value, dict) and isinstance(config.get(key), dict):
+                _merge(config[key], value)
+            else:
+                config[key] = copy.deepcopy(value)
+            sources[key] = name
+    return config, sources
+
+
+def _merge(into: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = copy.deepcopy(value)
+
+
+def load_layers(layers, schema: str | Path = SCHEMA) -> tuple[dict, dict[str, str]]:
+    """(name, mapping) layers merged (merge_config_layers), the schema's defaults filled in and
+    its checks passed, then check_config's: the config and, per top-level key, its layer's name."""
+    from snakemake.utils import validate  # Snakemake's validation, so its defaults are Snakemake's
+
+    config, sources = merge_config_layers(layers)
+    validate(config, str(schema))
+    check_config(config)
+    return config, sources
+
+
+def load_config(
+    configfiles=(), overrides: dict | None = None, base: str | Path = BASE_CONFIG, schema: str | Path = SCHEMA
+) -> dict:
+    """The config Snakemake builds from `snakemake --configfile <configfiles> --config <overrides>`:
+    `base` (the workflow's config/config.yaml), each config file in order, then `overrides`,
+    loaded by load_layers against `schema`. Both default to this package's workflow; `qatgrid
+    status` passes the ones of the workflow in the current folder."""
+    layers = []
+    for path in [base, *configfiles]:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"config file not found: {path}")
+        layers.append((str(path), yaml.safe_load(Path(path).read_text()) or {}))
+    if overrides:
+        layers.append(("--config", overrides))
+    return load_layers(layers, schema)[0]
+
+
+@cache
+def schema_defaults(section: str) -> dict:
+    """The defaults the schema gives the keys of a top-level section (e.g. 'train')."""
+    properties = yaml.safe_load(SCHEMA.read_text())["properties"][section]["properties"]
+    return {key: prop["default"] for key, prop in properties.items() if "default" in prop}
 
 
 @dataclass(frozen=True)
@@ -36,16 +118,17 @@ class TrainConfig:
     eval_tokens: int
     checkpoint_every: int
     diverge_loss: float
-    precision: str = "auto"
-    compile: str | bool = "auto"
-    hold_tokens: bool = TRAIN_DEFAULTS["hold_tokens"]
-    lr_batch_rule: str = TRAIN_DEFAULTS["lr_batch_rule"]
-    shared_trunk: bool = True
-    trunk_jobs: str = TRAIN_DEFAULTS["trunk_jobs"]  # segments | group
-    batches: str = TRAIN_DEFAULTS["batches"]  # stream | random
-    stream_spans: int = TRAIN_DEFAULTS["stream_spans"]
-    gpu_memory_gib: float | None = TRAIN_DEFAULTS["gpu_memory_gib"]
-    micro_batches: str | int = TRAIN_DEFAULTS["micro_batches"]  # auto | count
+    # keys with a default in the schema (schema_defaults("train") fills them in from_config)
+    precision: str  # auto | fp32 | bf16
+    compile: str | bool  # auto | true | false
+    hold_tokens: bool
+    lr_batch_rule: str
+    shared_trunk: bool
+    trunk_jobs: str  # segments | group
+    batches: str  # stream | random
+    stream_spans: int
+    gpu_memory_gib: float | None
+    micro_batches: str | int  # auto | count
     # not in `train`: logging.tensorboard, the top-level compile_cache and data.vocab_size
     tensorboard: bool = field(default=False, compare=False)
     compile_cache: str | None = field(default=None, compare=False)
@@ -53,15 +136,14 @@ class TrainConfig:
 
     @classmethod
     def from_config(cls, cfg: dict) -> TrainConfig:
-        """From a whole config ({train, logging?, compile_cache?}); an unknown train key is an error naming it."""
-        train = dict(cfg["train"])
+        """From a whole config ({train, logging?, compile_cache?}); an unknown train key is an error
+        naming it; a key the schema has a default for may be left out."""
+        train = {**schema_defaults("train"), **cfg["train"]}
         known = {f.name for f in dataclasses.fields(cls)} - set(NOT_TRAIN)
         unknown = sorted(set(train) - known)
         if unknown:
             raise ValueError(f"train: unknown key(s) {unknown}; expected some of {sorted(known)}")
-        missing = sorted(
-            f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING and f.name not in train
-        )
+        missing = sorted(known - set(train))
         if missing:
             raise ValueError(f"train: missing key(s) {missing}")
         return cls(

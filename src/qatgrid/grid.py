@@ -9,7 +9,6 @@ Runs on the two optional axes carry a suffix on the seed segment, ``seed0-bs16``
 
 from __future__ import annotations
 
-import copy
 import itertools
 import re
 from dataclasses import asdict, dataclass
@@ -54,21 +53,9 @@ SWEEP_DEFAULTS = {
 SUPPORTED_BITS = (16, 8, 6, 4, 3, 2, 1)
 BITS_BY_NAME = {"fp16": 16, "ternary": 1, **{f"int{b}": b for b in (8, 6, 4, 3, 2)}}
 LR_BATCH_RULES = {"hold": 0.0, "sqrt": 0.5, "linear": 1.0}  # lr x (batch / train.batch_size) ** exponent
-TRAIN_DEFAULTS = {
-    "hold_tokens": True,
-    "lr_batch_rule": "sqrt",
-    "batches": "stream",
-    "stream_spans": 1,
-    "trunk_jobs": "segments",
-    "gpu_memory_gib": None,
-    "micro_batches": "auto",
-}
 # The base arm: the runs the boundary, penalty and robustness analyses compare against. Phase 5's
 # other arms change one of these axes.
 BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
-# Config sections a config file gives whole: a later file's section replaces an earlier one's
-# instead of merging key by key (see merge_config_layers).
-WHOLE_SECTIONS = ("audit",)
 
 
 @dataclass(frozen=True, order=True)
@@ -209,16 +196,11 @@ def run_data_seed(run: Run) -> int | None:
     return run.data_seed
 
 
-def train_option(train_cfg: dict, key: str):
-    """train.hold_tokens / lr_batch_rule / batches / stream_spans, defaults filled in where a config leaves them out."""
-    return train_cfg.get(key, TRAIN_DEFAULTS[key])
-
-
 def scheduled_steps(train_cfg: dict, length_mult: float, batch_size: int | None = None) -> int:
     """Optimiser steps at a length multiple and batch size. With train.hold_tokens a run at another batch
     size keeps the token budget of train.steps x train.batch_size sequences, so its steps scale inversely."""
     steps = max(1, round(train_cfg["steps"] * length_mult))
-    if batch_size is None or not train_option(train_cfg, "hold_tokens"):
+    if batch_size is None or not train_cfg["hold_tokens"]:
         return steps
     return max(1, steps * train_cfg["batch_size"] // batch_size)
 
@@ -236,7 +218,7 @@ def total_tokens(train_cfg: dict, run: Run) -> int:
 def lr_batch_factor(train_cfg: dict, run: Run) -> float:
     """LR multiplier for a run's batch size: (batch / train.batch_size) ** e, e from train.lr_batch_rule
     (hold: 0, sqrt: 0.5, linear: 1). 1 for runs at the default batch size."""
-    exponent = LR_BATCH_RULES[train_option(train_cfg, "lr_batch_rule")]
+    exponent = LR_BATCH_RULES[train_cfg["lr_batch_rule"]]
     return (run_batch_size(train_cfg, run) / train_cfg["batch_size"]) ** exponent
 
 
@@ -264,8 +246,8 @@ def check_config(config: dict) -> list[Run]:
         if size not in sizes:
             raise ValueError(f"analysis.heldout_sizes names {size!r}, which no sweep trains (sizes: {sorted(sizes)})")
     check_new_axes(config)
-    spans = train_option(train, "stream_spans")
-    if train_option(train, "batches") == "stream":
+    spans = train["stream_spans"]
+    if train["batches"] == "stream":
         for bs in sorted({run_batch_size(train, r) for r in runs}):
             if bs % spans:
                 raise ValueError(
@@ -303,7 +285,7 @@ def check_new_axes(config: dict) -> None:
         for bs in batch_sizes:
             for length in sweep.get("length_mults", SWEEP_DEFAULTS["length_mults"]):
                 steps = scheduled_steps(train, length)
-                if train_option(train, "hold_tokens") and steps * train["batch_size"] % bs:
+                if train["hold_tokens"] and steps * train["batch_size"] % bs:
                     raise ValueError(
                         f"sweeps[{i}].batch_sizes: {bs} does not divide the held token budget of {steps} steps x "
                         f"train.batch_size {train['batch_size']} sequences (train.hold_tokens is true)"
@@ -314,32 +296,3 @@ def check_new_axes(config: dict) -> None:
                         f"sweeps[{i}].batch_sizes: {bs} leaves {run_steps} steps, not more than "
                         f"train.warmup_steps ({train['warmup_steps']})"
                     )
-
-
-def merge_config_layers(layers) -> tuple[dict, dict[str, str]]:
-    """Config files merged in order, as Snakemake merges `--configfile` over the workflow's
-    `configfile:` (mappings key by key at every depth, lists and scalars replaced), except the
-    sections in WHOLE_SECTIONS, which the last file that has one gives whole.
-
-    `audit` is such a section: its expected run counts, device and throughputs describe one grid
-    on one device, so keys of another file's audit block (the default's phase counts, its CPU
-    device) must never survive under the grid's own. `layers` are (name, mapping) pairs; returns
-    the merged config and, per top-level key, the name of the layer it was last set by."""
-    config: dict = {}
-    sources: dict[str, str] = {}
-    for name, layer in layers:
-        for key, value in (layer or {}).items():
-            if key not in WHOLE_SECTIONS and isinstance(value, dict) and isinstance(config.get(key), dict):
-                _merge(config[key], value)
-            else:
-                config[key] = copy.deepcopy(value)
-            sources[key] = name
-    return config, sources
-
-
-def _merge(into: dict, update: dict) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = copy.deepcopy(value)

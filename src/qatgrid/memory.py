@@ -300,10 +300,10 @@ def plan_micro_batches(train: dict, run, vocab_size: int | None) -> int:
     """A run's micro-batches per step, the one decision training and the audit read:
     train.micro_batches if an integer (it must divide the run's batch), else (auto) the fewest
     that fit train.gpu_memory_gib (null or 0: the whole batch at once, as on CPU)."""
-    from .grid import run_batch_size, train_option
+    from .grid import run_batch_size
 
     batch_size = run_batch_size(train, run)
-    chosen, memory = train_option(train, "micro_batches"), train_option(train, "gpu_memory_gib")
+    chosen, memory = train["micro_batches"], train["gpu_memory_gib"]
     if chosen != "auto":
         if isinstance(chosen, bool) or not isinstance(chosen, int) or chosen < 1 or batch_size % chosen:
             raise ValueError(
@@ -316,5 +316,5 @@ def plan_micro_batches(train: dict, run, vocab_size: int | None) -> int:
         raise ValueError("train.gpu_memory_gib is set but the vocabulary size (data.vocab_size) is unknown")
     return micro_batches_needed(
         run.size, vocab_size, batch_size, train["seq_len"], run.bits, memory * GIB, run.optimizer,
-        train_precision(train), train_option(train, "stream_spans"),
+        train_precision(train), train["stream_spans"],
     )  # fmt: skip

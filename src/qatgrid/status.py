@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-import yaml
-
-from .grid import check_config, expand_runs, merge_config_layers
+from .config import load_config
+from .grid import expand_runs
 from .io import split_traceback, tail_lines
+from .plan import build_plan
 from .progress import hms
 from .runfiles import RunFiles, TrunkFiles
-from .trunks import plan_branches
 
 COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
 AUDIT_TO_STATUS = {
@@ -40,33 +38,9 @@ AUDIT_TO_STATUS = {
 }
 
 
-def load_config(
-    configfiles: list[str], base: str = "config/config.yaml", schema: str = "config/schema/config.schema.yaml"
-) -> dict:
-    """config/config.yaml merged with the --configfile ones and validated as the Snakefile does
-    (qatgrid.grid.merge_config_layers: Snakemake's merge, the audit block whole)."""
-    from snakemake.utils import validate
-
-    layers = []
-    for path in [base, *configfiles]:
-        if not Path(path).exists():
-            raise FileNotFoundError(f"config file not found: {path}")
-        layers.append((path, yaml.safe_load(Path(path).read_text()) or {}))
-    config, _ = merge_config_layers(layers)
-    validate(config, schema)
-    check_config(config)
-    return config
-
-
 def tail_record(path: Path) -> dict | None:
     """The last complete record of a curve file (reads only its end; a half-written line is skipped)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except FileNotFoundError:
-        return None
-    for line in reversed(lines):
+    for line in reversed(tail_lines(path)):
         try:
             return json.loads(line)
         except json.JSONDecodeError:
@@ -169,17 +143,17 @@ def grid_status(
 def trunks_in_flight(config: dict, results: Path, within_s: float, now: float) -> list[dict]:
     """Trunk segments (qatgrid.trunks) whose curve, log or checkpoint changed within `within_s`
     and whose branch state is not written yet."""
-    if not config["train"].get("shared_trunk", True):
-        return []
+    from .audit import last_activity
+
     running = []
-    for branch in plan_branches(expand_runs(config), config["train"]).values():
+    for branch in build_plan(config).branches.values():
         if not branch.segment:
             continue
         files = TrunkFiles(branch.run_id, results)
         if files.branch_state.exists() or RunFiles(branch.run_id, results).metrics.exists():
             continue
-        times = [p.stat().st_mtime for p in files.activity() if p.exists()]
-        if not times or now - max(times) > within_s:
+        active = last_activity(files)
+        if active is None or now - active > within_s:
             continue
         last = tail_record(files.curve) or {}
         running.append(
@@ -190,7 +164,7 @@ def trunks_in_flight(config: dict, results: Path, within_s: float, now: float) -
                 "to_step": branch.step,
                 "step": last.get("step"),
                 "train_loss": last.get("train_loss"),
-                "updated_s_ago": now - max(times),
+                "updated_s_ago": now - active,
             }
         )
     return running
@@ -275,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.configfile)
+        # the workflow in this folder, as `snakemake` here would load it
+        config = load_config(args.configfile, base="config/config.yaml", schema="config/schema/config.schema.yaml")
     except Exception as e:  # schema errors (WorkflowError), check_config's ValueError, missing files
         print(f"qatgrid status: invalid configuration: {e}", file=sys.stderr)
         return 2

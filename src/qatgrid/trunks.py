@@ -101,8 +101,13 @@ def ordered_groups(runs, train_cfg: dict) -> list[list[tuple[Run, int]]]:
 def plan_branches(runs, train_cfg: dict) -> dict[str, Branch]:
     """run id -> Branch, for every run that branches off a shared trunk. A run alone in its
     group (counting only warmdowns that start after step 0) trains alone and is not listed."""
+    return branches_of(ordered_groups(runs, train_cfg))
+
+
+def branches_of(ordered: list[list[tuple[Run, int]]]) -> dict[str, Branch]:
+    """plan_branches of groups ordered by ordered_groups."""
     branches = {}
-    for members in ordered_groups(runs, train_cfg):
+    for members in ordered:
         shared = [(run, step) for run, step in members if step > 0]
         if len(shared) < 2:
             continue
@@ -122,7 +127,12 @@ def group_jobs(train_cfg: dict) -> bool:
 def plan_groups(runs, train_cfg: dict) -> dict[str, list[Run]]:
     """trunk name -> the runs of its group in order of branch step (a run alone in its group
     included): what one job of `train.trunk_jobs: group` trains."""
-    return {trunk_name(members[0][0]): [run for run, _ in members] for members in ordered_groups(runs, train_cfg)}
+    return groups_of(ordered_groups(runs, train_cfg))
+
+
+def groups_of(ordered: list[list[tuple[Run, int]]]) -> dict[str, list[Run]]:
+    """plan_groups of groups ordered by ordered_groups."""
+    return {trunk_name(members[0][0]): [run for run, _ in members] for members in ordered}
 
 
 def check_group(members: list[Run], train_cfg: dict) -> None:
@@ -139,22 +149,3 @@ def check_group(members: list[Run], train_cfg: dict) -> None:
             "runs that differ only in warmdown disagree on steps, batch, LR factor or data seed, so they "
             f"cannot share a trunk: {', '.join(sorted(shapes.values()))}"
         )
-
-
-def shared_steps(runs, train_cfg: dict, branches: dict[str, Branch]) -> dict[str, int]:
-    """Optimiser steps each run's own job trains: from the trunk state it starts from to the end
-    when it branches (the trunk's steps are counted once, in trunk_steps), all of them otherwise."""
-    return {r.id: total_steps(train_cfg, r) - (branches[r.id].start[1] if r.id in branches else 0) for r in runs}
-
-
-def trunk_steps(branches: dict[str, Branch]) -> dict[str, int]:
-    """Optimiser steps of each trunk segment (keyed by the member whose branch step ends it)."""
-    return {b.run_id: b.step - b.previous_step for b in branches.values() if b.segment}
-
-
-def group_run_lengths(members: list[Run], train_cfg: dict) -> float:
-    """What one job of train.trunk_jobs: group trains, in lengths of one member's run: its trunk
-    once plus every member's own part ((1 - min w) + sum w for warmdowns w)."""
-    branches = plan_branches(members, train_cfg)
-    steps = sum(shared_steps(members, train_cfg, branches).values()) + sum(trunk_steps(branches).values())
-    return steps / total_steps(train_cfg, members[0])

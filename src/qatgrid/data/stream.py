@@ -112,12 +112,10 @@ def train_batch(
     tokens, train_cfg: dict, run, step: int, batch_size: int, seq_len: int, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch of `run` at `step` under `train.batches` (a pure function of the step: resumable)."""
-    from ..grid import train_option
-
-    if train_option(train_cfg, "batches") == "random":
+    if train_cfg["batches"] == "random":
         seed = run.data_seed if run.data_seed is not None else run.seed
         xy = to_device(random_windows(tokens, seed, step, batch_size, seq_len), device)
         return xy[:, :-1], xy[:, 1:]
-    x, y = stream_batch(tokens, step, batch_size, seq_len, run.data_seed, train_option(train_cfg, "stream_spans"))
+    x, y = stream_batch(tokens, step, batch_size, seq_len, run.data_seed, train_cfg["stream_spans"])
     xy = to_device(torch.from_numpy(np.stack([x, y])), device)
     return xy[0], xy[1]
