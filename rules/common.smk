@@ -1,6 +1,7 @@
 # Shared helpers: config validation, the grid (from qatgrid.grid.expand_runs, the
 # one source of truth), and the input functions that say which runs each output needs.
 # Kept cheap: every cluster job re-parses this file, so nothing here imports torch.
+import functools
 import math
 import os
 import sys
@@ -8,12 +9,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from qatgrid.data import data_files, data_key  # noqa: E402
-from qatgrid.config import load_layers  # noqa: E402
+from qatgrid.config import TrainConfig, load_layers  # noqa: E402
 from qatgrid.grid import RUN_ID_WILDCARD, expand_runs, job_resources  # noqa: E402
 from qatgrid.plots.registry import FIGURES as FIGURE_REGISTRY, FileText, penalty_runs, probed_runs  # noqa: E402
 from qatgrid.plots.registry import settings as figure_settings  # noqa: E402
 from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles  # noqa: E402
-from qatgrid.plan import build_plan  # noqa: E402
+from qatgrid.plan import build_plan, job_train_section  # noqa: E402
 from qatgrid.trunks import TRUNK_NAME_WILDCARD  # noqa: E402
 
 
@@ -75,11 +76,24 @@ def canonical(value):
     return value
 
 
-# Whether runs share trunks, and in which jobs, never changes a CPU result, so neither is a
-# training parameter: switching them leaves finished runs up to date.
-TRAIN_PARAMS = canonical(
-    {key: value for key, value in config["train"].items() if key not in ("shared_trunk", "trunk_jobs")}
-)
+# A training job's `train` parameters (its rerun trigger): the config's, less the keys that act
+# only through what the plan makes of them (qatgrid.plan.job_train_section): switching trunk
+# layouts reruns nothing, and a GPU of another size (train.gpu_memory_gib) only the runs whose
+# micro-batch count changes. The count, decided here by TrainConfig.plan, is what training uses.
+TRAIN_CONFIG = TrainConfig.from_config(config)
+
+
+def train_params(wildcards):
+    """The `train` section of a training job: of its run, or with train.trunk_jobs: group its group's."""
+    runs = GROUPS[wildcards.trunk] if "trunk" in wildcards.keys() else [RUNS[wildcards.run]]
+    return _job_train_section(tuple(run.id for run in runs))
+
+
+@functools.cache
+def _job_train_section(run_ids):
+    return canonical(job_train_section(config, [RUNS[rid] for rid in run_ids], TRAIN_CONFIG))
+
+
 DATA_KEY = data_key(config["data"])
 DATA_DIR = f"results/data/{DATA_KEY}"
 
@@ -172,7 +186,21 @@ def group_done(wildcards):
 def pack_group(wildcards):
     """Small runs share a GPU: on a cluster, `group-components: pack=K` (profiles/slurm) bundles
     K of them into one job that runs them side by side. Local runs ignore groups."""
+    check_pack_runs()
     return "pack" if job_run(wildcards).size in config["resources"]["pack_sizes"] else None
+
+
+def check_pack_runs():
+    """The plan gives each packed run 1/resources.pack_runs of the GPU's memory, so that must be
+    the K of the profile's `group-components: pack=K` when one is given. Checked here, as the DAG
+    is built: Snakemake sets its group settings only after it has parsed the workflow."""
+    given = workflow.group_settings.group_components.get("pack")
+    if given is not None and given != config["resources"]["pack_runs"]:
+        raise ValueError(
+            f"group-components: pack={given} (the profile or --group-components) packs {given} runs to a GPU job, "
+            f"but resources.pack_runs is {config['resources']['pack_runs']}: the runs' micro-batches are planned for "
+            "1/resources.pack_runs of train.gpu_memory_gib; set the two equal"
+        )
 
 
 def table_report(path):

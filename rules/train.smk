@@ -15,7 +15,7 @@ if TRUNK_GROUP_JOBS:
             done=temp(str(GROUP_FILES.done)),
         params:
             members=lambda wildcards: [run.as_dict() for run in GROUPS[wildcards.trunk]],
-            train=TRAIN_PARAMS,
+            train=train_params,
             logging=canonical(config.get("logging", {})),
         threads: train_threads
         group:
@@ -39,7 +39,7 @@ if TRUNK_GROUP_JOBS:
             staged=lambda wildcards: GroupFiles(GROUP_OF[wildcards.run]).member(wildcards.run).outputs(),
             # The run's training parameters, as rule `train` has them: a change reruns the run.
             run=lambda wildcards: RUNS[wildcards.run].as_dict(),
-            train=TRAIN_PARAMS,
+            train=train_params,
             logging=canonical(config.get("logging", {})),
         localrule: True
         conda:
@@ -64,7 +64,7 @@ else:
         params:
             run=lambda wildcards: RUNS[wildcards.run].as_dict(),
             step=lambda wildcards: BRANCHES[wildcards.run].step,
-            train=TRAIN_PARAMS,
+            train=train_params,
         threads: train_threads
         group:
             pack_group
@@ -85,7 +85,7 @@ else:
             **RUN_FILES.outputs(),
         params:
             run=lambda wildcards: RUNS[wildcards.run].as_dict(),
-            train=TRAIN_PARAMS,
+            train=train_params,
             logging=canonical(config.get("logging", {})),
         threads: train_threads
         group:

@@ -237,3 +237,34 @@ def test_default_audit_never_splits_a_step(tmp_path):
     assert set(memory_table(cfg)["micro_batches"]) == {1}
     assert set(grid_table(cfg, tmp_path)["micro_batches"]) == {1}
     assert "train.gpu_memory_gib is not set: every step in one piece" in report(cfg, grid_table(cfg, tmp_path))
+
+
+def test_paper_audit_shows_packed_sizes_against_their_gpu(tmp_path):
+    """3M, 5M and 8M train 8 to a GPU (resources.pack_sizes, pack_runs 8): whole-batch 5M and 8M
+    steps would need more than the 79 GiB GPU together, so their plan cuts each step until the eight
+    fit; the table shows the eight runs' total and its share, and the grid's runs the same count."""
+    from qatgrid.audit import memory_table
+    from qatgrid.memory import GIB, step_memory
+
+    cfg = paper_config()
+    memory = memory_table(cfg).set_index("size")
+    for size in ("3M", "5M", "8M"):
+        row = memory.loc[size]
+        k = row["micro_batches"]
+        assert row["runs_per_gpu"] == 8
+        assert row["peak_gib"] == step_memory(size, 1024, 64, 1024, 6, micro_batches=k).total / GIB
+        assert row["gpu_gib"] == pytest.approx(8 * row["peak_gib"]) and row["gpu_gib"] <= 79
+        assert row["gpu_share"] == f"{row['gpu_gib'] / 79:.0%}"
+        if k > 1:  # the fewest that fit: one count fewer would overfill the GPU
+            fewer = step_memory(size, 1024, 64, 1024, 6, micro_batches=k // 2).total / GIB
+            assert 8 * fewer > 79
+    assert memory.loc["3M", "micro_batches"] == 1
+    assert 8 * memory.loc["5M", "whole_gib"] > 79 and memory.loc["5M", "micro_batches"] == 2
+    assert 8 * memory.loc["8M", "whole_gib"] > 79 and memory.loc["8M", "micro_batches"] == 2
+    assert memory.loc["15M", "runs_per_gpu"] == 1 and memory.loc["15M", "gpu_gib"] == memory.loc["15M", "peak_gib"]
+    table = grid_table(cfg, tmp_path)
+    assert set(table.loc[table["size"] == "5M", "micro_batches"]) == {2}
+    md = report(cfg, table)
+    assert "or for a packed size its 1/8 share (resources.pack_runs)" in md
+    row = memory.loc["8M"]
+    assert f"| 8M | 64 | {row['whole_gib']:.4g} | 2 | {row['peak_gib']:.4g} | 8 | {row['gpu_gib']:.4g} |" in md

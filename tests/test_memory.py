@@ -120,3 +120,46 @@ def test_a_size_that_never_fits_is_named():
 def test_every_size_has_shapes():
     for size in SIZES:
         assert step_memory(size, VOCAB, 8, 64, 6).total > 0
+
+
+def test_a_packed_run_plans_for_its_share_of_the_gpu():
+    """K = 8 runs of a packed size share one 79 GiB GPU: each plans for 79 / 8 GiB. At the paper's
+    64 x 1024 a whole 5M step (12.4 GiB) is over that share, so it takes more micro-batches than
+    alone, and the eight together then fit the GPU; alone (K = 1) it trains in one piece."""
+    from qatgrid.grid import Run
+    from qatgrid.memory import check_pack_memory, plan_micro_batches, runs_per_gpu
+
+    train = {"batch_size": 64, "seq_len": 1024, "micro_batches": "auto", "gpu_memory_gib": 79.0,
+             "stream_spans": 8, "precision": "auto"}  # fmt: skip
+    run = Run("p", 6, "5M", 0.33, 1.0, 0)
+    assert runs_per_gpu("5M", ["3M", "5M"], 8) == 8 and runs_per_gpu("15M", ["3M", "5M"], 8) == 1
+    assert plan_micro_batches(train, run, VOCAB) == 1
+    k = plan_micro_batches(train, run, VOCAB, runs_per_gpu=8)
+    assert k == micro_batches_needed("5M", VOCAB, 64, 1024, 6, 79.0 * GIB / 8, spans=8) == 2
+    whole, split = step_memory("5M", VOCAB, 64, 1024, 6), step_memory("5M", VOCAB, 64, 1024, 6, micro_batches=k)
+    assert 8 * whole.total > 79 * GIB  # eight whole-batch 5M runs would not fit
+    assert check_pack_memory("5M", split.total, 8, 79 * GIB) <= 1.0
+    with pytest.raises(ValueError, match=r"8 packed runs of 5M need .* more than the pack's GPU has"):
+        check_pack_memory("5M", whole.total, 8, 79 * GIB)
+    # a share no count fits names the packing settings
+    with pytest.raises(ValueError, match=r"size 5M: a step does not fit 0\.6 GiB.*resources\.pack_runs"):
+        plan_micro_batches({**train, "gpu_memory_gib": 5.0}, run, VOCAB, runs_per_gpu=8)
+
+
+def test_train_config_plans_packed_sizes_from_the_resources_section():
+    """TrainConfig.plan, the one decision: resources.pack_sizes / pack_runs reach it, and a fixed
+    count (what a training job is given) is used as it is, whatever the packing."""
+    from conftest import merged_config
+
+    from qatgrid.config import TrainConfig
+    from qatgrid.grid import Run
+
+    paper = merged_config("paper.yaml")
+    tc = TrainConfig.from_config(paper)
+    assert (tc.pack_sizes, tc.pack_runs) == (("3M", "5M", "8M"), 8)
+    k = {size: tc.plan(Run("p", 6, size, 0.33, 1.0, 0)).micro_batches for size in ("3M", "5M", "8M", "10M")}
+    assert k == {"3M": 1, "5M": 2, "8M": 2, "10M": 1}
+    alone = TrainConfig.from_config({**paper, "resources": {**paper["resources"], "pack_runs": 1}})
+    assert alone.plan(Run("p", 6, "5M", 0.33, 1.0, 0)).micro_batches == 1
+    fixed = TrainConfig.from_config({"train": {**paper["train"], "micro_batches": 4, "gpu_memory_gib": None}})
+    assert fixed.plan(Run("p", 6, "5M", 0.33, 1.0, 0)).micro_batches == 4

@@ -176,3 +176,64 @@ def test_slurm_profile_packs_small_runs_and_sizes_resources(wf):
         size = run_id.split("/")[2]
         assert "gres=gpu:1" in resources and "slurm_extra=--signal=USR2@120" in resources
         assert f"runtime={paper['resources']['sizes'][size]['runtime_min']}," in resources + ","
+
+
+def test_the_gpu_memory_reaches_training_jobs_only_through_their_micro_batches():
+    """Every training job of the default and the paper grid takes its runs' planned micro-batch
+    count as a parameter (qatgrid.plan.job_train_section), not train.gpu_memory_gib: a GPU size
+    that keeps every count changes no job's parameters, a fixed count changes every job's, and on
+    the paper grid a 40 GiB GPU changes exactly the jobs whose count changes."""
+    from qatgrid.config import load_config
+    from qatgrid.plan import job_train_section
+
+    def sections(plan, config):
+        return [job_train_section(config, [task.run for task in job.tasks]) for job in plan.jobs]
+
+    default = load_default_config()
+    plan = build_plan(default)
+    before = sections(plan, default)
+    assert {s["micro_batches"] for s in before} == {1} and not {"gpu_memory_gib", "trunk_jobs"} & set(before[0])
+    assert sections(plan, load_config(overrides={"train": {"gpu_memory_gib": 1000.0}})) == before
+    two = sections(plan, load_config(overrides={"train": {"micro_batches": 2}}))
+    assert all(a != b and b["micro_batches"] == 2 for a, b in zip(before, two))
+
+    paper = merged_config("paper.yaml")
+    plan = build_plan(paper)
+    h100 = sections(plan, paper)
+    a100 = sections(plan, load_config([REPO / "config" / "paper.yaml"], {"train": {"gpu_memory_gib": 39.5}}))
+    changed = {job.tasks[0].run.size for job, a, b in zip(plan.jobs, h100, a100) if a != b}
+    kept = {job.tasks[0].run.size for job, a, b in zip(plan.jobs, h100, a100) if a == b}
+    assert changed and kept and not changed & kept  # a size's jobs change together, or not at all
+    assert all((a == b) == (a["micro_batches"] == b["micro_batches"]) for a, b in zip(h100, a100))
+
+
+def test_changing_the_gpu_memory_reruns_only_runs_whose_micro_batches_change(tmp_path):
+    """Finished runs stay done when train.gpu_memory_gib changes but their micro-batch count does
+    not (1000 GiB: every tiny step still in one piece), for both kinds of training job; a count
+    that does change (train.micro_batches: 2) plans their training again, naming the params."""
+    wf = workflow_copy(tmp_path)
+    shutil.copy(REPO / "tests" / "tiny.yaml", wf / "tiny.yaml")
+    (wf / "segments.yaml").write_text("train: {trunk_jobs: segments}\n")
+    (wf / "gpu.yaml").write_text("train: {gpu_memory_gib: 1000}\n")
+    (wf / "two.yaml").write_text("train: {micro_batches: 2}\n")
+    grouped = "results/runs/phase6-lowbit/ternary/0.1M/wd33/lr1x/muon-linear-x1/seed0-bs2/probe.json"  # train_group
+    alone = "results/runs/phase5-robust/int6/0.1M/wd33/lr1x/adamw-cosine-x2/seed0/probe.json"  # rule train
+    for target, layers, rule in (
+        (grouped, ["tiny.yaml"], "train_group"),
+        (alone, ["tiny.yaml", "segments.yaml"], "train"),
+    ):
+        snakemake(wf, target, "--cores", "2", "--configfile", *layers)
+        out = snakemake(wf, target, "-n", "--configfile", *layers, "gpu.yaml").stdout
+        assert "Nothing to be done" in out, out
+        out = snakemake(wf, target, "-n", "--configfile", *layers, "two.yaml").stdout
+        assert out.count(f"rule {rule}:") == 1 and "Params have changed since last execution" in out, out
+
+
+def test_pack_runs_must_match_the_profiles_group_components(wf):
+    """The plan gives each packed run 1/resources.pack_runs of the GPU: a profile that packs
+    another number of runs stops the workflow before any job, naming both settings."""
+    proc = snakemake(wf, "-n", "--group-components", "pack=4", check=False)
+    assert proc.returncode != 0
+    assert "group-components: pack=4" in proc.stdout + proc.stderr
+    assert "resources.pack_runs is 1" in proc.stdout + proc.stderr
+    assert snakemake(wf, "-n", "--group-components", "pack=1").returncode == 0

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from .config import TrainConfig
 from .grid import AXES, Run, bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
 from .io import error_line, tail_lines
-from .memory import GIB, plan_micro_batches, step_memory, train_precision
+from .memory import GIB, check_pack_memory, runs_per_gpu, step_memory, train_precision
 from .plan import build_plan
 from .runfiles import GroupFiles, RunFiles
 from .sizes import size_to_number
@@ -201,57 +202,74 @@ def grid_table(config: dict, results: str | Path | None = "results", bench_dir: 
     return pd.DataFrame(rows)
 
 
-def run_micro_batches(config: dict, run: Run) -> int | None:
-    """The run's micro-batches per step (qatgrid.memory.plan_micro_batches); None if no count fits."""
+def run_micro_batches(config: dict, run: Run, train_config: TrainConfig | None = None) -> int | None:
+    """The run's micro-batches per step, as its plan decides them (TrainConfig.plan); None if no count fits."""
     try:
-        return plan_micro_batches(config["train"], run, config.get("data", {}).get("vocab_size"))
+        return (train_config or TrainConfig.from_config(config)).plan(run).micro_batches
     except ValueError:
         return None
 
 
 def memory_table(config: dict) -> pd.DataFrame:
     """Per size, the modelled peak GPU memory of a training step (qatgrid.memory) in one piece and in
-    the micro-batches its runs use: the largest over the size's runs (bit-widths, optimisers, batches)."""
+    the micro-batches its runs use: the largest over the size's runs (bit-widths, optimisers, batches).
+    A packed size (resources.pack_sizes) has `runs_per_gpu` runs on one GPU: `gpu_gib` is their total
+    and `gpu_share` the part of train.gpu_memory_gib it takes (qatgrid.memory.check_pack_memory)."""
     train, vocab = config["train"], config.get("data", {}).get("vocab_size", 1024)
+    tc = TrainConfig.from_config(config)
+    gpu = train.get("gpu_memory_gib")
     precision = train_precision(train)
     per_size: dict[str, list] = {}
     for run in expand_runs(config):
-        batch, k = run_batch_size(train, run), run_micro_batches(config, run)
+        batch, k = run_batch_size(train, run), run_micro_batches(config, run, tc)
         args = (run.size, vocab, batch, train["seq_len"], run.bits, run.optimizer, precision)
         peak = step_memory(*args, k).total / GIB if k else float("nan")
         per_size.setdefault(run.size, []).append((batch, step_memory(*args).total / GIB, k, peak))
     rows = []
     for size in sorted(per_size, key=size_to_number):
         batch, whole, ks, peak = zip(*per_size[size])
+        pack = runs_per_gpu(size, tc.pack_sizes, tc.pack_runs)
+        share = "-"
+        if gpu and None not in ks:
+            try:
+                share = f"{check_pack_memory(size, max(peak) * GIB, pack, gpu * GIB):.0%}"
+            except ValueError:  # a fixed train.micro_batches can overfill a pack's GPU
+                share = "over"
         rows.append(
             {
                 "size": size,
                 "batch": max(batch),
                 "whole_gib": max(whole),
-                # "-": no count fits some run of this size; its training stops with the memory model's error
+                # "-": no count fits some run of this size; the workflow stops naming the size
                 "micro_batches": "-" if None in ks else max(ks),
                 "peak_gib": max(peak),
+                "runs_per_gpu": pack,
+                "gpu_gib": pack * max(peak),
+                "gpu_share": share,
             }
         )
     return pd.DataFrame(rows)
 
 
 def memory_note(config: dict, table: pd.DataFrame) -> str:
-    train = config["train"]
+    train, resources = config["train"], config.get("resources", {})
     gpu = train.get("gpu_memory_gib")
     fixed = train.get("micro_batches", "auto")
+    packed = resources.get("pack_runs", 1) > 1 and resources.get("pack_sizes")
     how = (
         f"train.micro_batches: {fixed} for every run"
         if fixed != "auto"
         else f"the fewest micro-batches that fit train.gpu_memory_gib: {gpu:g} GiB"
+        + (f", or for a packed size its 1/{resources['pack_runs']} share (resources.pack_runs)" if packed else "")
         if gpu
         else "train.gpu_memory_gib is not set: every step in one piece"
     )
     return (
         f"Modelled peak GPU memory of one training step ({train_precision(train)} eager, "
         f"{train['seq_len']} tokens per sequence; qatgrid.memory), the whole batch at once (`whole_gib`) and in "
-        f"`micro_batches` ({how}); the largest over each size's runs. `-`: no count fits, training stops naming "
-        "the size."
+        f"`micro_batches` ({how}); the largest over each size's runs. `gpu_gib`: the `runs_per_gpu` runs that "
+        "share one GPU together (resources.pack_sizes, on a cluster), `gpu_share` of the GPU. `-`: no count fits, "
+        "the workflow stops naming the size."
     )
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from .grid import Run, check_config, lr_batch_factor, run_batch_size, run_data_seed, total_steps
-from .memory import plan_micro_batches
+from .memory import plan_micro_batches, runs_per_gpu
 from .schedule import warmdown_start
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ SCHEMA = REPO / "config" / "schema" / "config.schema.yaml"
 # Config sections a config file gives whole: a later file's section replaces an earlier one's
 # instead of merging key by key (see merge_config_layers).
 WHOLE_SECTIONS = ("audit",)
-NOT_TRAIN = ("tensorboard", "compile_cache", "vocab_size")  # TrainConfig fields from outside `train`
+NOT_TRAIN = ("tensorboard", "compile_cache", "vocab_size", "pack_sizes", "pack_runs")  # fields from outside `train`
 
 
 def merge_config_layers(layers) -> tuple[dict, dict[str, str]]:
@@ -129,16 +129,20 @@ class TrainConfig:
     stream_spans: int
     gpu_memory_gib: float | None
     micro_batches: str | int  # auto | count
-    # not in `train`: logging.tensorboard, the top-level compile_cache and data.vocab_size
+    # not in `train`: logging.tensorboard, the top-level compile_cache, data.vocab_size and the packing
     tensorboard: bool = field(default=False, compare=False)
     compile_cache: str | None = field(default=None, compare=False)
     vocab_size: int | None = field(default=None, compare=False)  # data.vocab_size: the memory model's logits
+    # resources.pack_sizes / pack_runs: runs of these sizes share a GPU, pack_runs at a time
+    pack_sizes: tuple[str, ...] = field(default=(), compare=False)
+    pack_runs: int = field(default=1, compare=False)
 
     @classmethod
     def from_config(cls, cfg: dict) -> TrainConfig:
-        """From a whole config ({train, logging?, compile_cache?}); an unknown train key is an error
+        """From a whole config ({train, logging?, compile_cache?, data?, resources?}); an unknown train key is an error
         naming it; a key the schema has a default for may be left out."""
         train = {**schema_defaults("train"), **cfg["train"]}
+        resources = cfg.get("resources") or {}
         known = {f.name for f in dataclasses.fields(cls)} - set(NOT_TRAIN)
         unknown = sorted(set(train) - known)
         if unknown:
@@ -151,6 +155,8 @@ class TrainConfig:
             tensorboard=bool((cfg.get("logging") or {}).get("tensorboard", False)),
             compile_cache=cfg.get("compile_cache"),
             vocab_size=(cfg.get("data") or {}).get("vocab_size"),
+            pack_sizes=tuple(resources.get("pack_sizes", ())),
+            pack_runs=resources.get("pack_runs", 1),
         )
 
     @cached_property
@@ -166,7 +172,9 @@ class TrainConfig:
             batch_size=run_batch_size(self.train_section, run),
             lr_mult=run.lr_mult * lr_batch_factor(self.train_section, run),
             data_seed=run_data_seed(run),
-            micro_batches=plan_micro_batches(self.train_section, run, self.vocab_size),
+            micro_batches=plan_micro_batches(
+                self.train_section, run, self.vocab_size, runs_per_gpu(run.size, self.pack_sizes, self.pack_runs)
+            ),
         )
 
 

@@ -296,10 +296,32 @@ def train_precision(train: dict) -> str:
     return "fp32" if train.get("precision", "auto") == "fp32" else "bf16-cuda"
 
 
-def plan_micro_batches(train: dict, run, vocab_size: int | None) -> int:
-    """A run's micro-batches per step, the one decision training and the audit read:
-    train.micro_batches if an integer (it must divide the run's batch), else (auto) the fewest
-    that fit train.gpu_memory_gib (null or 0: the whole batch at once, as on CPU)."""
+def runs_per_gpu(size: str, pack_sizes, pack_runs: int) -> int:
+    """How many runs of `size` share one GPU: resources.pack_runs for a size in resources.pack_sizes
+    (on a cluster, the profile's `group-components: pack=K` packs them into one GPU job), else 1."""
+    return pack_runs if size in pack_sizes else 1
+
+
+def check_pack_memory(size: str, bytes_per_run: float, pack: int, gpu_bytes: float) -> float:
+    """Packed runs (resources.pack_sizes; `group-components: pack=K` in profiles/slurm) share one
+    GPU's memory: K runs of `size` need K x bytes_per_run. Raises ValueError naming the setting to
+    change when that exceeds the GPU's `gpu_bytes`; returns the share of the GPU the pack takes."""
+    need = pack * bytes_per_run
+    if need > gpu_bytes:
+        raise ValueError(
+            f"{pack} packed runs of {size} need {need / 2**30:.1f} GiB of GPU memory "
+            f"({bytes_per_run / 2**30:.2f} GiB each), more than the pack's GPU has ({gpu_bytes / 2**30:.1f} GiB): "
+            f"lower `group-components: pack=` in the profile or take {size} out of resources.pack_sizes"
+        )
+    return need / gpu_bytes
+
+
+def plan_micro_batches(train: dict, run, vocab_size: int | None, runs_per_gpu: int = 1) -> int:
+    """A run's micro-batches per step, the one decision training and the audit read (through
+    qatgrid.config.TrainConfig.plan): train.micro_batches if an integer (it must divide the run's
+    batch), else (auto) the fewest that fit the run's share of train.gpu_memory_gib, the whole GPU
+    or, with `runs_per_gpu` K runs packed on it, 1/K of it (null or 0: the whole batch at once, as
+    on CPU)."""
     from .grid import run_batch_size
 
     batch_size = run_batch_size(train, run)
@@ -314,7 +336,13 @@ def plan_micro_batches(train: dict, run, vocab_size: int | None) -> int:
         return 1
     if vocab_size is None:
         raise ValueError("train.gpu_memory_gib is set but the vocabulary size (data.vocab_size) is unknown")
-    return micro_batches_needed(
-        run.size, vocab_size, batch_size, train["seq_len"], run.bits, memory * GIB, run.optimizer,
-        train_precision(train), train["stream_spans"],
-    )  # fmt: skip
+    try:
+        return micro_batches_needed(
+            run.size, vocab_size, batch_size, train["seq_len"], run.bits, memory * GIB / runs_per_gpu, run.optimizer,
+            train_precision(train), train["stream_spans"],
+        )  # fmt: skip
+    except ValueError as e:
+        if runs_per_gpu == 1:
+            raise
+        raise ValueError(f"{e}; here {runs_per_gpu} packed runs share the GPU (resources.pack_runs, "
+                         f"resources.pack_sizes): pack fewer or take {run.size} out of the pack") from None  # fmt: skip

@@ -25,6 +25,11 @@ from .grid import Run, expand_runs, total_steps
 from .trunks import Branch, branches_of, group_jobs, groups_of, ordered_groups
 
 LAYOUTS = ("alone", "segments", "group")
+# `train` keys a training job does not take as they are: whether runs share trunks, and in which
+# jobs, never changes a CPU result; the GPU's memory and the micro-batch setting act only through
+# the count of micro-batches they decide for each run (job_train_section), so a GPU of another
+# size reruns only the runs whose count changes.
+NOT_JOB_PARAMS = ("shared_trunk", "trunk_jobs", "gpu_memory_gib", "micro_batches")
 
 
 @dataclass(frozen=True)
@@ -145,3 +150,19 @@ def build_plan(config: dict, runs: list[Run] | None = None) -> Plan:
                 jobs.append(Job("trunk", run.id, (segment_task(run, branch),)))
             jobs.append(Job("train", run.id, (run_task(run, steps[run.id], branch),)))
     return Plan(layout, runs, steps, branches, groups, jobs)
+
+
+def job_train_section(config: dict, runs: list[Run], train_config=None) -> dict:
+    """The `train` section a training job of `runs` (a run, a trunk segment's run, or a group's
+    members) trains with, and so its rerun trigger: the config's less NOT_JOB_PARAMS, with
+    `micro_batches` the count the runs' plans decide (qatgrid.config.TrainConfig.plan, which
+    training reads back from this fixed count). Raises ValueError, naming the size, when no count
+    fits the GPU. `train_config`: the config's TrainConfig, if already built."""
+    from .config import TrainConfig
+
+    tc = train_config if train_config is not None else TrainConfig.from_config(config)
+    counts = {tc.plan(run).micro_batches for run in runs}
+    if len(counts) != 1:  # members of a group differ only in their warmdown, which the count ignores
+        raise ValueError(f"runs {[r.id for r in runs]} of one training job plan different micro-batches {counts}")
+    section = {key: value for key, value in config["train"].items() if key not in NOT_JOB_PARAMS}
+    return {**section, "micro_batches": counts.pop()}

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from .memory import check_pack_memory  # noqa: F401  (torch-free, for the audit; read here by the GPU check)
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -97,17 +99,3 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-
-
-def check_pack_memory(size: str, bytes_per_run: float, pack: int, gpu_bytes: float) -> float:
-    """Packed runs (resources.pack_sizes; `group-components: pack=K` in profiles/slurm) share one
-    GPU's memory: K runs of `size` need K x bytes_per_run. Raises ValueError naming the setting to
-    change when that exceeds the GPU's `gpu_bytes`; returns the share of the GPU the pack takes."""
-    need = pack * bytes_per_run
-    if need > gpu_bytes:
-        raise ValueError(
-            f"{pack} packed runs of {size} need {need / 2**30:.1f} GiB of GPU memory "
-            f"({bytes_per_run / 2**30:.2f} GiB each), more than the pack's GPU has ({gpu_bytes / 2**30:.1f} GiB): "
-            f"lower `group-components: pack=` in the profile or take {size} out of resources.pack_sizes"
-        )
-    return need / gpu_bytes
