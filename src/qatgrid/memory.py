@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from .sizes import HEAD_DIM, SIZES
+from .sizes import SIZES, head_counts
 
 GIB = 2**30
 PRECISIONS = ("fp32", "bf16-cuda", "bf16-cpu")
@@ -54,11 +54,11 @@ class Shapes:
 
     @property
     def n_head(self) -> int:
-        return max(1, self.d_model // HEAD_DIM)
+        return head_counts(self.d_model)[0]
 
     @property
     def n_kv_head(self) -> int:
-        return max(1, self.n_head // 2)
+        return head_counts(self.d_model)[1]
 
     @property
     def head_dim(self) -> int:

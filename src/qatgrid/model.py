@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .quant import QATLinear, compute_dtype
-from .sizes import HEAD_DIM, SIZES
+from .sizes import SIZES, head_counts
 
 CONTROL_TENSOR_NAMES = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weights")
 Q_GAIN_INIT = 1.5
@@ -45,11 +45,11 @@ class ModelConfig:
 
     @property
     def n_head(self) -> int:
-        return max(1, self.d_model // HEAD_DIM)
+        return head_counts(self.d_model)[0]
 
     @property
     def n_kv_head(self) -> int:
-        return max(1, self.n_head // 2)
+        return head_counts(self.d_model)[1]
 
     @classmethod
     def from_size(cls, size: str, **kw) -> ModelConfig:

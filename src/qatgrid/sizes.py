@@ -29,6 +29,13 @@ SIZES: dict[str, tuple[int, int]] = {
 }
 
 
+def head_counts(d_model: int) -> tuple[int, int]:
+    """(query heads, key/value heads) at width d_model: heads of HEAD_DIM, half as many KV heads
+    (grouped-query attention), at least one of each. The model and the memory model read this."""
+    n_head = max(1, d_model // HEAD_DIM)
+    return n_head, max(1, n_head // 2)
+
+
 def size_to_number(name: str) -> float:
     """'15M' -> 15e6; the nominal count a size name promises."""
     scale = {"K": 1e3, "M": 1e6, "B": 1e9}[name[-1]]

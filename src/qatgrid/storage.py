@@ -23,7 +23,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .sizes import HEAD_DIM, SIZES
+from .memory import Shapes
+from .sizes import SIZES
 
 WEIGHTS_CHOICES = ("both", "prewarmdown", "final", "none")
 DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -53,21 +54,16 @@ def outputs_option(config: dict, key: str):
 # Sizes
 
 
-def param_layout(n_layer: int, d_model: int, vocab_size: int, head_dim: int = 64) -> dict:
-    """Parameters of qatgrid.model.GPT: total, in block matrices (Muon's), and tensors in its state dict."""
-    d = d_model
-    n_head = max(1, d // head_dim)
-    n_kv, hd = max(1, n_head // 2), d // n_head
-    matrices = d * n_head * hd + 2 * d * n_kv * hd + n_head * hd * d + 2 * (2 * d * d)  # q, k, v, proj, up, down
-    control = n_head + 4 * d  # q_gain, attn_scale, mlp_scale, resid_mix (2 x d)
-    skips = min(n_layer // 2, n_layer - n_layer // 2) * d
-    total = n_layer * (matrices + control) + vocab_size * d + skips
-    return {"total": total, "matrices": n_layer * matrices, "tensors": 10 * n_layer + 2}
+def param_layout(n_layer: int, d_model: int, vocab_size: int) -> dict:
+    """Parameters of qatgrid.model.GPT (counted by qatgrid.memory.Shapes, the memory model's): total,
+    in block matrices (Muon's), and tensors in its state dict."""
+    groups = Shapes(n_layer, d_model, vocab_size).params()
+    return {"total": sum(groups.values()), "matrices": groups["matrices"], "tensors": 10 * n_layer + 2}
 
 
 def size_layout(size: str, vocab_size: int) -> dict:
     n_layer, d_model = SIZES[size]
-    return param_layout(n_layer, d_model, vocab_size, HEAD_DIM)
+    return param_layout(n_layer, d_model, vocab_size)
 
 
 def weights_bytes(layout: dict, dtype: str = "fp32") -> int:
