@@ -54,7 +54,7 @@ from .data import load_data
 from .data.bpb import bits_per_byte
 from .data.stream import train_batch
 from .grid import Run, total_steps
-from .io import write_json
+from .io import read_json, write_json
 from .model import GPT, ModelConfig, count_params
 from .optim import build_optimizers, ns_precision, set_step
 from .plan import Job, Task
@@ -533,6 +533,17 @@ def staged(group: GroupFiles, task: Task) -> bool:
     return all(Path(p).exists() for p in group.member(task.run.id).outputs().values())
 
 
+def stage(group: GroupFiles, spec: dict) -> None:
+    """Before a group's job trains: outputs an earlier attempt staged count as finished only if
+    made with the same settings, data and code (a job rerun for a changed parameter, or outputs
+    left over from a run whose own job never moved them, must not pass stale ones on)."""
+    if group.spec.exists() and read_json(group.spec) == spec:
+        return
+    for path in group.spec.parent.glob("**/*.json"):
+        path.unlink()
+    write_json(group.spec, spec)
+
+
 def run_job(
     job: Job, cfg: dict | TrainConfig, data_dir: str, results: str | Path = "results", threads: int = 1,
     outputs: dict | None = None,
@@ -543,12 +554,15 @@ def run_job(
 
     A group's job (rule train_group) stages its runs' declared outputs for their own jobs to
     move in place. Rerun after it was interrupted, it keeps the runs whose outputs it had staged
-    and trains the trunk only as far as the runs still to train need it. Outputs already in place
+    (with the same settings, data and code: stage) and trains the trunk only as far as the runs
+    still to train need it. Outputs already in place
     count for nothing: Snakemake reruns the job when they are stale (another parameter, other
     code), and then each run's job needs fresh ones to move."""
     tc = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_config(cfg)
     results = Path(results)
     group = GroupFiles(job.name, results) if job.rule == "train_group" else None
+    if group is not None:
+        stage(group, trunk_spec(job.tasks[0].run, tc, data_dir))
     runs = [task for task in job.tasks if task.kind != "segment"]
     todo = [task for task in runs if group is None or not staged(group, task)]
     needed_until = max((task.start_step for task in todo), default=0)
