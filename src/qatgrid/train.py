@@ -555,9 +555,9 @@ def run_job(
     A group's job (rule train_group) stages its runs' declared outputs for their own jobs to
     move in place. Rerun after it was interrupted, it keeps the runs whose outputs it had staged
     (with the same settings, data and code: stage) and trains the trunk only as far as the runs
-    still to train need it. Outputs already in place
-    count for nothing: Snakemake reruns the job when they are stale (another parameter, other
-    code), and then each run's job needs fresh ones to move."""
+    still to train need it. Outputs already in place count for nothing: Snakemake reruns the
+    job when they are stale (another parameter, other code), and then each run's job needs
+    fresh ones to move."""
     tc = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_config(cfg)
     results = Path(results)
     group = GroupFiles(job.name, results) if job.rule == "train_group" else None
