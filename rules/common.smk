@@ -178,6 +178,12 @@ def _train_resource(key):
 TRAIN_RESOURCES = {"runtime": _train_resource("runtime"), "mem_mb": _train_resource("mem_mb")}
 
 
+def job_tasks(rule, name):
+    """The tasks of a training rule's job (qatgrid.plan), as plain values for params: they change
+    only when what the job trains does (a run's axes, its steps, its branch points)."""
+    return [task.as_dict() for task in PLAN.job[rule, name].tasks]
+
+
 def group_done(wildcards):
     """train.trunk_jobs: group: a run's outputs wait for its group's job."""
     return str(GroupFiles(GROUP_OF[wildcards.run]).done)

@@ -4,6 +4,8 @@
 # through the saved training states, and `train` starts the member from that state. A run alone
 # in its group trains from step 0. With train.trunk_jobs: group, `train_group` trains a whole
 # group (its segments and runs) in one job, and `run_outputs` moves each run's outputs in place.
+# Each training rule runs its job of the plan (qatgrid.plan: an ordered list of tasks, passed as
+# params.tasks) with the one training script, workflow/scripts/train_job.py (qatgrid.train.run_job).
 
 if TRUNK_GROUP_JOBS:
 
@@ -14,7 +16,7 @@ if TRUNK_GROUP_JOBS:
             # What the runs' own jobs wait for; their outputs are staged beside it.
             done=temp(str(GROUP_FILES.done)),
         params:
-            members=lambda wildcards: [run.as_dict() for run in GROUPS[wildcards.trunk]],
+            tasks=lambda wildcards: job_tasks("train_group", wildcards.trunk),
             train=train_params,
             logging=canonical(config.get("logging", {})),
         threads: train_threads
@@ -27,7 +29,7 @@ if TRUNK_GROUP_JOBS:
         log:
             str(GROUP_FILES.log),
         script:
-            "../workflow/scripts/train_group.py"
+            "../workflow/scripts/train_job.py"
 
     rule run_outputs:
         input:
@@ -62,8 +64,7 @@ else:
             state=temp(str(TRUNK_FILES.branch_state)),
             checksum=temp(str(TRUNK_FILES.branch_checksum)),
         params:
-            run=lambda wildcards: RUNS[wildcards.run].as_dict(),
-            step=lambda wildcards: BRANCHES[wildcards.run].step,
+            tasks=lambda wildcards: job_tasks("trunk", wildcards.run),
             train=train_params,
         threads: train_threads
         group:
@@ -75,7 +76,7 @@ else:
         log:
             str(TRUNK_FILES.log),
         script:
-            "../workflow/scripts/trunk.py"
+            "../workflow/scripts/train_job.py"
 
 
     rule train:
@@ -84,7 +85,7 @@ else:
         output:
             **RUN_FILES.outputs(),
         params:
-            run=lambda wildcards: RUNS[wildcards.run].as_dict(),
+            tasks=lambda wildcards: job_tasks("train", wildcards.run),
             train=train_params,
             logging=canonical(config.get("logging", {})),
         threads: train_threads
@@ -97,4 +98,4 @@ else:
         log:
             str(RUN_FILES.log),
         script:
-            "../workflow/scripts/train.py"
+            "../workflow/scripts/train_job.py"

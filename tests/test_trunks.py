@@ -19,7 +19,7 @@ from qatgrid.grid import Run, expand_runs
 from qatgrid.plan import build_plan
 from qatgrid.probe import probe_checkpoint
 from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles
-from qatgrid.train import train_group, train_run, train_trunk
+from qatgrid.train import run_job, train_run
 from qatgrid.trunks import plan_branches, plan_groups, trunk_name
 
 TRAIN = small_train(
@@ -47,20 +47,13 @@ def train_alone(runs, data_dir, results, train=TRAIN):
 
 
 def train_branched(runs, data_dir, results, train=TRAIN):
-    """As the workflow runs them: each trunk segment in branch order, then each member from its state."""
-    branches = plan_branches(runs, train)
-    for b in sorted((b for b in branches.values() if b.segment), key=lambda b: b.step):
-        previous = TrunkFiles(b.previous, results).branch_state if b.previous else None
-        train_trunk(Run_of(runs, b.run_id), {"train": train}, data_dir, TrunkFiles(b.run_id, results), b.step,
-                    previous)  # fmt: skip
-    for run in runs:
-        branch = TrunkFiles(branches[run.id].start[0], results).branch_state if run.id in branches else None
-        train_run(run, {"train": train}, data_dir, RunFiles(run.id, results), branch=branch)
-    return branches
-
-
-def Run_of(runs, run_id):
-    return next(r for r in runs if r.id == run_id)
+    """As the workflow runs the jobs of train.trunk_jobs: segments: each trunk segment's job in
+    branch order, then each member's job from its state."""
+    plan = build_plan({"train": {**train, "trunk_jobs": "segments"}}, runs)
+    segments = sorted((job for job in plan.jobs if job.rule == "trunk"), key=lambda job: job.tasks[0].end_step)
+    for job in segments + [job for job in plan.jobs if job.rule == "train"]:
+        run_job(job, {"train": train}, data_dir, results)
+    return plan.branches
 
 
 def tensors_equal(a: dict, b: dict) -> bool:
@@ -123,11 +116,11 @@ def train_in_group_jobs(runs, data_dir, results, train=TRAIN) -> dict[str, list[
     """As the workflow runs them with train.trunk_jobs: group: one job per group, then each
     member's own job moves its staged outputs in place. Returns each group's trained members."""
     trained = {}
-    for trunk, members in plan_groups(runs, train).items():
-        group = GroupFiles(trunk, results)
-        trained[trunk] = train_group(members, plan_branches(members, train), {"train": train}, data_dir, group)
-        for run in members:
-            move_staged(run.id, group)
+    for job in build_plan({"train": {**train, "trunk_jobs": "group"}}, runs).jobs:
+        trained[job.name] = run_job(job, {"train": train}, data_dir, results)
+        for task in job.tasks:
+            if task.kind != "segment":
+                move_staged(task.run.id, GroupFiles(job.name, results))
     return trained
 
 
@@ -154,24 +147,35 @@ def test_one_job_per_group_gives_bitwise_the_runs_trained_alone(name, data_dir, 
         assert build_plan({"train": TRAIN}, runs).run_lengths(trunk) == pytest.approx((24 - 12 + 24 - 18 + 24) / 24)
 
 
-def test_a_group_job_retrains_only_what_is_missing(data_dir, tmp_path):
-    """A member whose outputs are in place is not trained again, and the trunk only as far as the
-    members still to train need it; results stay bitwise those of runs trained alone."""
+def test_a_group_job_keeps_what_it_staged_and_retrains_what_is_in_place(data_dir, tmp_path):
+    """Rerun after an attempt that staged some members' outputs (an interrupted job), a group's
+    job trains only the others, and the trunk only as far as they need it: bitwise those trained
+    alone. Rerun over members whose outputs are in place (Snakemake reruns it only when they are
+    stale), it trains them all, so that each member's own job has outputs to move; so it does
+    over outputs staged with other settings."""
     runs = GROUPS["muon-linear-int6"]
     results = tmp_path / "grouped"
-    train_in_group_jobs(runs, data_dir, results)
     train_alone(runs, data_dir, tmp_path / "alone")
-    trunk = trunk_name(runs[0])
-    members = plan_groups(runs, TRAIN)[trunk]
-    for run in (members[0], members[-1]):  # the first-branching member (wd50) and the last (wd10) lost
-        for path in RunFiles(run.id, results).outputs().values():
+    job = build_plan({"train": TRAIN}, runs).jobs[0]
+    assert job.rule == "train_group" and [t.kind for t in job.tasks] == ["segment", "member"] * 2 + ["member"]
+    members = [t.run for t in job.tasks if t.kind != "segment"]
+    group = GroupFiles(job.name, results)
+    assert run_job(job, {"train": TRAIN}, data_dir, results) == [r.id for r in members]
+    for run in (members[0], members[-1]):  # as if the job stopped with only wd25 staged
+        for path in group.member(run.id).outputs().values():
             Path(path).unlink()
-    group = GroupFiles(trunk, results)
-    trained = train_group(members, plan_branches(members, TRAIN), {"train": TRAIN}, data_dir, group)
-    assert trained == [members[0].id, members[-1].id]
-    for run in (members[0], members[-1]):
+    assert run_job(job, {"train": TRAIN}, data_dir, results) == [members[0].id, members[-1].id]
+    for run in members:
         move_staged(run.id, group)
         assert_same_outputs(RunFiles(run.id, tmp_path / "alone"), RunFiles(run.id, results))
+    group.done.unlink()  # temp(): Snakemake deletes it once every member's job moved its outputs
+    assert run_job(job, {"train": TRAIN}, data_dir, results) == [r.id for r in members]
+    assert json.loads(group.done.read_text())["trained"] == [r.id for r in members]
+    # Outputs staged with other settings (left by members whose own jobs never moved them) are
+    # not kept; those staged with the same are.
+    other = {**TRAIN, "grad_clip": 0.5}
+    assert run_job(job, {"train": other}, data_dir, results) == [r.id for r in members]
+    assert run_job(job, {"train": other}, data_dir, results) == []
 
 
 def test_branch_starts_at_the_members_warmdown_start(data_dir, tmp_path, caplog):
@@ -258,15 +262,15 @@ KILL_SCRIPT = """
 import json, sys
 from pathlib import Path
 from qatgrid.grid import Run
-from qatgrid.runfiles import RunFiles, TrunkFiles
-from qatgrid.train import train_run, train_trunk
+from qatgrid.plan import Job, Task
+from qatgrid.train import run_job
 cfg, data_dir, results, what = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
-run = Run("p", 4, "0.1M", float(sys.argv[5]), 1.0, 5)
-trunk = TrunkFiles(run.id, results)
-if what == "trunk":
-    train_trunk(run, {"train": cfg}, data_dir, trunk, int(sys.argv[6]), None)
+run, branch_step = Run("p", 4, "0.1M", float(sys.argv[5]), 1.0, 5), int(sys.argv[6])
+if what == "trunk":  # the segment that ends at the run's branch step, and the run from there
+    job = Job("trunk", run.id, (Task("segment", run, None, 0, branch_step),))
 else:
-    train_run(run, {"train": cfg}, data_dir, RunFiles(run.id, results), branch=trunk.branch_state)
+    job = Job("train", run.id, (Task("member", run, run.id, branch_step, cfg["steps"]),))
+run_job(job, {"train": cfg}, data_dir, results)
 """
 
 
@@ -281,7 +285,7 @@ def test_sigkill_mid_trunk_or_mid_branch_then_rerun_is_bitwise_identical(what, d
     train_alone([run], data_dir, tmp_path / "alone", cfg)
     results = tmp_path / "branched"
     args = [sys.executable, "-c", KILL_SCRIPT, json.dumps(cfg), data_dir, str(results)]
-    trunk_args, branch_args = [*args, "trunk", str(warmdown), str(branch_step)], [*args, "branch", str(warmdown)]
+    trunk_args, branch_args = ([*args, what, str(warmdown), str(branch_step)] for what in ("trunk", "branch"))
     if what == "branch":  # the trunk segment first, whole; the kill lands in the branch's warmdown
         subprocess.run(trunk_args, check=True)
     state_dir = (TrunkFiles(run.id, results) if what == "trunk" else RunFiles(run.id, results)).state_dir
@@ -300,14 +304,12 @@ GROUP_KILL_SCRIPT = """
 import json, sys
 from pathlib import Path
 from qatgrid.grid import Run
-from qatgrid.runfiles import GroupFiles
-from qatgrid.train import train_group
-from qatgrid.trunks import plan_branches, trunk_name
+from qatgrid.plan import build_plan
+from qatgrid.train import run_job
 cfg, data_dir, results = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 members = [Run("p", 4, "0.1M", 0.5, 1.0, 5), Run("p", 4, "0.1M", 0.1, 1.0, 5)]
-group = GroupFiles(trunk_name(members[0]), results)
-trained = train_group(members, plan_branches(members, cfg), {"train": cfg}, data_dir, group)
-print(json.dumps(trained))
+job, = build_plan({"train": {**cfg, "trunk_jobs": "group"}}, members).jobs
+print(json.dumps(run_job(job, {"train": cfg}, data_dir, results)))
 """
 
 
@@ -477,3 +479,45 @@ def test_the_switches_plan_group_jobs_segments_or_none(tmp_path):
         }, args  # fmt: skip
     assert cfg["train"]["trunk_jobs"] == "group" and len(plan_groups(runs, cfg["train"])) == 35
     assert segments == 51  # 86 runs in 35 groups, 27 of them shared
+
+
+GROUP_GRID = """\
+data: {vocab_size: 300}
+train: {steps: 12, warmup_steps: 2, seq_len: 32, batch_size: 4, log_every: 4, eval_every: 6, eval_tokens: 512,
+        checkpoint_every: 6}
+analysis: {heldout_sizes: []}
+sweeps:
+  - {phase: phase2, bits: [16, 6], sizes: ["0.1M"], warmdown_fracs: [0.25, 0.5], seeds: [0]}
+audit:
+  expected_runs: {phase2: 4, total: 4}
+"""
+
+
+def test_a_group_job_rerun_over_finished_runs_retrains_and_keeps_every_member(tmp_path):
+    """train.trunk_jobs: group. A changed training parameter reruns a finished group's job: it must
+    retrain every member (their outputs in place are stale), so that each member's own job has
+    outputs to move; none may fail and lose its run's metrics or probe."""
+    from conftest import snakemake, workflow_copy
+
+    from qatgrid.config import load_config
+
+    wf = workflow_copy(tmp_path)
+    (wf / "grid.yaml").write_text(GROUP_GRID)
+    (wf / "eval.yaml").write_text("train: {eval_tokens: 1024}\n")
+    plan = build_plan(load_config([wf / "grid.yaml"]))
+    assert plan.layout == "group" and [[t.kind for t in job.tasks] for job in plan.jobs] == 2 * [
+        ["segment", "member", "member"]
+    ]
+    probes = [str(RunFiles(run.id).probe) for run in plan.runs]
+    snakemake(wf, *probes, "--cores", "1", "--configfile", "grid.yaml")
+    before = {run.id: json.loads((wf / RunFiles(run.id).metrics).read_text()) for run in plan.runs}
+    proc = snakemake(wf, *probes, "--cores", "1", "--configfile", "grid.yaml", "eval.yaml", check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for run in plan.runs:
+        files = RunFiles(run.id)
+        assert (wf / files.probe).exists() and (wf / files.metrics).exists(), run.id
+        after = json.loads((wf / files.metrics).read_text())
+        assert after["run_id"] == run.id and after["final_val_loss"] != before[run.id]["final_val_loss"]
+        staged = GroupFiles(trunk_name(run)).member(run.id).outputs().values()
+        assert not any((wf / path).exists() for path in staged)  # every one moved in place
+    assert "Nothing to be done" in snakemake(wf, *probes, "-n", "--configfile", "grid.yaml", "eval.yaml").stdout

@@ -47,6 +47,15 @@ class Task:
     def steps(self) -> int:
         return self.end_step - self.start_step
 
+    def as_dict(self) -> dict:
+        """Plain values (a rule's params: Snakemake compares them by repr); from_dict reads them back."""
+        return {"kind": self.kind, "run": self.run.as_dict(), "start": self.start, "start_step": self.start_step,
+                "end_step": self.end_step}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Task:
+        return cls(d["kind"], Run(**d["run"]), d["start"], d["start_step"], d["end_step"])
+
     def describe(self) -> str:
         origin = f"{self.start}@{self.start_step}" if self.start is not None else "init"
         return f"{self.kind} {self.run.id} {origin}->{self.end_step}"
@@ -64,6 +73,11 @@ class Job:
     @property
     def steps(self) -> int:
         return sum(task.steps for task in self.tasks)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(rule, wildcard): how a rule's job finds its Job in Plan.job."""
+        return self.rule, self.name
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,11 @@ class Plan:
     def group_of(self) -> dict[str, str]:
         """run id -> the trunk name of its group."""
         return {run.id: trunk for trunk, members in self.groups.items() for run in members}
+
+    @cached_property
+    def job(self) -> dict[tuple[str, str], Job]:
+        """(rule, wildcard) -> its job: what a training rule's job runs (qatgrid.train.run_job)."""
+        return {job.key: job for job in self.jobs}
 
     @cached_property
     def group_jobs(self) -> dict[str, Job]:

@@ -17,7 +17,8 @@ module; nothing else spells a run's path. Torch-free and cheap: the Snakefile im
     results/trunks/<trunk>/    with train.trunk_jobs: group, the job that trains a whole group
                                (<trunk>: a member's id with its warmdown level replaced by
                                "trunk"): done.json when it has finished, and staged/<run_id>/,
-                               where it writes each member's declared outputs; the member's
+                               where it writes each member's declared outputs (staged/spec.json:
+                               what they were trained with); the member's
                                own (local) job moves them into results/runs/<run_id>/. Its log
                                is results/logs/groups/<trunk>.log
 """
@@ -159,6 +160,12 @@ class GroupFiles:
     def done(self) -> Path:
         """Written last, listing the members trained: what the members' own jobs wait for."""
         return self.out_dir / "done.json"
+
+    @property
+    def spec(self) -> Path:
+        """What the staged outputs were trained with (qatgrid.train.trunk_spec), written as the
+        job starts: outputs staged under another spec are never kept."""
+        return self.out_dir / "staged" / "spec.json"
 
     def member(self, run_id: str) -> RunFiles:
         """A member's files as the group job writes them: declared outputs staged here."""

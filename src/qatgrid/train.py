@@ -1,13 +1,21 @@
-"""Train one run of the grid: QAT (or FP16) from initialisation, resumable.
+"""Train the grid's runs: QAT (or FP16) from initialisation or from a shared trunk, resumable.
 
 Read top to bottom as the baseline's main loop: build (device, data, model, optimisers),
 resume, loop (schedule, batch, step, log and evaluate, checkpoint), record.
 
-Outputs (written only when the run ends, each atomically; paths from qatgrid.runfiles):
-    metrics.json, ckpt_prewarmdown.pt, ckpt_final.pt (fp32; after the probe, the job keeps what
-    outputs.weights says: qatgrid.storage.retain_weights)
+The executor, `run_job`, runs one training job of the plan (qatgrid.plan.Job, whatever the
+layout: one run alone, one trunk segment, or a whole group): its tasks in order, each through
+the same three steps. `train_task`: build, resume (the task's own state folder, else the trunk
+state it continues, else initialisation), the loop under one progress record and stop-signal
+set-up. `finish`: a segment saves its state at the branch step; a run writes its outputs, the
+probe, keeps the weight files outputs.weights says (qatgrid.storage.retain_weights); then the
+task's resumable state is cleared. The task's kind (segment | member | run) says which.
+
+Outputs of a run (written only when it ends, each atomically; paths from qatgrid.runfiles):
+    metrics.json, probe.json, ckpt_prewarmdown.pt, ckpt_final.pt (fp32, then as outputs.weights
+    keeps them); in a group's job metrics and probe are staged for the run's own job to move.
 Progress (log lines, curve.jsonl as training goes, TensorBoard events): qatgrid.progress.
-Resumable state (qatgrid.checkpoint) lives in the run's state folder, which Snakemake does not
+Resumable state (qatgrid.checkpoint) lives in the task's state folder, which Snakemake does not
 delete when a job fails: written every `checkpoint_every` steps and when SIGTERM/SIGUSR1/SIGUSR2
 arrives.
 
@@ -45,17 +53,18 @@ from .config import RunPlan, TrainConfig
 from .data import load_data
 from .data.bpb import bits_per_byte
 from .data.stream import train_batch
-from .grid import Run
-from .io import write_json
+from .grid import Run, total_steps
+from .io import read_json, write_json
 from .model import GPT, ModelConfig, count_params
 from .optim import build_optimizers, ns_precision, set_step
+from .plan import Job, Task
 from .probe import probe_checkpoint
 from .progress import Progress
 from .runfiles import GroupFiles, RunFiles, TrunkFiles
 from .runtime import autocast, device_name, fast_path, resolve_device, setup_device, use_compile_cache
 from .schedule import lr_multiplier
 from .storage import check_fits, param_layout, retain_weights, state_bytes
-from .trunks import Branch, group_key, training_code_fingerprint, trunk_name
+from .trunks import group_key, training_code_fingerprint, trunk_name
 
 METRICS_SCHEMA_VERSION = 1
 CHECKPOINT_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
@@ -181,9 +190,10 @@ class Training:
     (step, curve, elapsed seconds, the pre-warmdown weights once taken, divergence)."""
 
     run: Run
+    kind: str  # the task's (qatgrid.plan.Task): segment | member | run
     tc: TrainConfig
     plan: RunPlan
-    files: RunFiles
+    files: RunFiles | TrunkFiles
     device: torch.device
     amp_dtype: torch.dtype | None
     compiled: bool
@@ -208,7 +218,7 @@ class Training:
     @property
     def name(self) -> str:
         """What log lines call it: the run, or the trunk segment that ends at the run's branch step."""
-        return f"trunk segment of {self.run.id}" if isinstance(self.files, TrunkFiles) else self.run.id
+        return f"trunk segment of {self.run.id}" if self.kind == "segment" else self.run.id
 
     def state(self) -> dict:
         return {
@@ -235,8 +245,9 @@ class Training:
         self.trunk, self.trunk_seconds = state.get("trunk"), state.get("trunk_seconds", 0.0)
 
 
-def build(run: Run, tc: TrainConfig, data_dir: str, files: RunFiles, threads: int) -> Training:
+def build(task: Task, tc: TrainConfig, data_dir: str, files: RunFiles | TrunkFiles, threads: int) -> Training:
     """Device, data, then the model from the run's seed and its optimisers."""
+    run = task.run
     device = resolve_device(tc.device)
     setup_device(device, threads)
     amp_dtype, compiled = fast_path(device, tc.precision, tc.compile)
@@ -255,8 +266,9 @@ def build(run: Run, tc: TrainConfig, data_dir: str, files: RunFiles, threads: in
     n_eval = eval_windows(len(val_tokens), tc.seq_len, tc.eval_tokens) * tc.seq_len
     evaluated = {"tokens": n_eval, "bytes": int(val_bytes[1 : n_eval + 1].sum(dtype=np.int64))}
     return Training(
-        run, tc, plan, files, device, amp_dtype, compiled, mcfg, model, forward, params, optimizers,
-        train_tokens, val_tokens, evaluated,
+        run=run, kind=task.kind, tc=tc, plan=plan, files=files, device=device, amp_dtype=amp_dtype,
+        compiled=compiled, mcfg=mcfg, model=model, forward=forward, params=params, optimizers=optimizers,
+        train_tokens=train_tokens, val_tokens=val_tokens, evaluated=evaluated,
     )  # fmt: skip
 
 
@@ -399,38 +411,9 @@ def check_state_fits(t: Training) -> None:
     check_fits(t.files.state, state_bytes(layout, t.run.optimizer))
 
 
-def train_run(
-    run: Run, cfg: dict | TrainConfig, data_dir: str, files: RunFiles, threads: int = 1, branch: Path | None = None
-) -> dict:
-    """Train `run` to its end and write its outputs. It resumes from its state folder if that
-    holds a checkpoint, else, with `branch`, from a shared trunk's state at its branch step."""
-    tc = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_config(cfg)
-    t = build(run, tc, data_dir, files, threads)
-    state = load_state(files.state_dir)
-    if state is not None:
-        t.restore(state)
-        log.info("resumed %s from step %d", run.id, t.step)
-    elif branch is not None:
-        state = load_branch_state(branch, trunk_spec(run, tc, data_dir))
-        if state is not None:
-            t.restore({**state, "trunk": trunk_name(run), "trunk_seconds": state["elapsed"], "spec": None})
-            log.info("%s branches off its trunk at step %d (%s)", run.id, t.step, branch)
-    check_state_fits(t)
-    progress = Progress(run.id, files, t.plan.steps, t.plan.batch_size * tc.seq_len, t.evaluated, t.step,
-                        t.elapsed, tc.tensorboard)  # fmt: skip
-    try:
-        progress.adopt(t.records)
-        if not t.diverged:  # a trunk that diverged before this run's branch step ends it there
-            with stop_signals() as stop_requested:
-                train_until(t, t.plan.steps, progress, stop_requested)
-    finally:
-        progress.close()
-    return record(t)
-
-
 # ---------------------------------------------------------------------------------------------
 # Shared trunks (qatgrid.trunks): a segment trains a group's stable phase up to one member's
-# branch step and saves the whole training state there.
+# branch step and saves the whole training state there; a member starts from such a state.
 
 
 def trunk_spec(run: Run, tc: TrainConfig, data_dir: str) -> dict:
@@ -464,83 +447,150 @@ def load_branch_state(path: Path, spec: dict) -> dict | None:
     return state
 
 
-def train_trunk(
-    run: Run, cfg: dict | TrainConfig, data_dir: str, trunk: TrunkFiles, step: int, previous: Path | None,
-    threads: int = 1,
-) -> None:  # fmt: skip
-    """Train the trunk segment that ends at `run`'s branch step `step`, starting from the trunk
-    state of the member before (`previous`; None: from initialisation), and save the state at
-    `step` to trunk.branch_state. Resumable from its own state folder like a run."""
-    tc = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_config(cfg)
-    t = build(run, tc, data_dir, trunk, threads)
-    if step != t.plan.warmdown_start:
-        raise ValueError(f"{run.id}: trunk segment planned to end at step {step}, but the run branches at "
-                         f"{t.plan.warmdown_start}")  # fmt: skip
-    t.spec = trunk_spec(run, tc, data_dir)
-    state = load_state(trunk.state_dir)
-    if state is not None and state.get("spec") != t.spec:
-        log.warning("%s was saved for another group, configuration or code version; ignoring it", trunk.state_dir)
+# ---------------------------------------------------------------------------------------------
+# The executor: a job of the plan (qatgrid.plan), its tasks in order, whatever the layout
+
+
+def resume(t: Training, start: Path | None, spec: dict) -> None:
+    """Where a task starts: its own state folder if that holds a checkpoint (an interrupted
+    attempt), else the trunk state `start` (its start run's state at its start step), else
+    initialisation. A segment's own state must have been made for this group and setup too."""
+    state = load_state(t.files.state_dir)
+    if state is not None and t.kind == "segment" and state.get("spec") != spec:
+        log.warning("%s was saved for another group, configuration or code version; ignoring it", t.files.state_dir)
         state = None
     if state is not None:
         t.restore(state)
         log.info("resumed %s from step %d", t.name, t.step)
-    elif previous is not None:
-        state = load_branch_state(previous, t.spec)
-        if state is not None:
+    elif start is not None:
+        state = load_branch_state(start, spec)
+        if state is not None and t.kind == "segment":
             t.restore(state)
-    log.info("trunk %s: segment from step %d to %d (%s's branch step)", trunk_name(run), t.step, step, run.id)
-    if t.diverged:
-        log.warning("trunk %s diverged at step %d, before step %d: its members from here on are diverged",
-                    trunk_name(run), t.step, step)  # fmt: skip
-    else:
-        check_state_fits(t)
-        progress = Progress(run.id, trunk, t.plan.steps, t.plan.batch_size * tc.seq_len, t.evaluated, t.step,
-                            t.elapsed, tensorboard=False)  # fmt: skip
-        try:
+        elif state is not None:  # a branch: the trunk's time is counted once, in the trunk
+            t.restore({**state, "trunk": trunk_name(t.run), "trunk_seconds": state["elapsed"], "spec": None})
+            log.info("%s branches off its trunk at step %d (%s)", t.run.id, t.step, start)
+
+
+def train_task(
+    task: Task, tc: TrainConfig, data_dir: str, files: RunFiles | TrunkFiles, threads: int = 1,
+    start: Path | None = None,
+) -> Training:  # fmt: skip
+    """Train one task up to its end step: build, resume (from `start`, the state it continues,
+    if its own state folder holds none), then the loop with its progress record and stop signals."""
+    t = build(task, tc, data_dir, files, threads)
+    spec = trunk_spec(task.run, tc, data_dir)
+    end = t.plan.warmdown_start if task.kind == "segment" else t.plan.steps
+    if task.end_step != end:
+        raise ValueError(f"{t.name}: planned to end at step {task.end_step}, but the run's config ends it at {end}")
+    if task.kind == "segment":
+        t.spec = spec  # saved with its states, so that no other group or setup reuses them
+    resume(t, start, spec)
+    if task.kind == "segment":
+        log.info("trunk %s: segment from step %d to %d (%s's branch step)", trunk_name(t.run), t.step, end, t.run.id)
+        if t.diverged:
+            log.warning("trunk %s diverged at step %d, before step %d: its members from here on are diverged",
+                        trunk_name(t.run), t.step, end)  # fmt: skip
+            return t
+    check_state_fits(t)
+    progress = Progress(t.run.id, files, t.plan.steps, t.plan.batch_size * tc.seq_len, t.evaluated, t.step, t.elapsed,
+                        tc.tensorboard and task.kind != "segment")  # fmt: skip
+    try:
+        if task.kind != "segment":
+            progress.adopt(t.records)  # a branch's curve: the trunk's part, then its own
+        if not t.diverged:  # a trunk that diverged before this run's branch step ends it there
             with stop_signals() as stop_requested:
-                train_until(t, step, progress, stop_requested)
-        finally:
-            progress.close()
-    save_checkpoint(trunk.branch_state, t.state())
+                train_until(t, end, progress, stop_requested)
+    finally:
+        progress.close()
+    return t
 
 
-def train_group(
-    members: list[Run], branches: dict[str, Branch], cfg: dict | TrainConfig, data_dir: str, group: GroupFiles,
-    threads: int = 1, outputs: dict | None = None,
+def finish(t: Training, outputs: dict | None) -> None:
+    """After a task's training, its outputs, then its resumable state cleared. A segment saves
+    its state at the branch step (where its members and the next segment start). A run writes
+    its weights and metrics (record), then the probe of its pre-warmdown weights (here rather
+    than in a job of its own: one process start less per run, for milliseconds of work), then
+    keeps the weight files `outputs` (the config's outputs section) says (qatgrid.storage)."""
+    if t.kind == "segment":
+        save_checkpoint(t.files.branch_state, t.state())
+    else:
+        record(t)
+        write_json(t.files.probe, probe_checkpoint(t.files.ckpt_prewarmdown))
+        retain_weights(t.files, {"outputs": outputs or {}})
+    clear_state(t.files.state_dir)
+
+
+def task_files(task: Task, results: Path, group: GroupFiles | None) -> RunFiles | TrunkFiles:
+    """Where a task writes: a segment its trunk files; a run its own, its declared outputs
+    staged when a group's job trains it."""
+    if task.kind == "segment":
+        return TrunkFiles(task.run.id, results)
+    return group.member(task.run.id) if group is not None else RunFiles(task.run.id, results)
+
+
+def staged(group: GroupFiles, task: Task) -> bool:
+    """Whether an earlier attempt of this group's job finished the run: its outputs are staged."""
+    return all(Path(p).exists() for p in group.member(task.run.id).outputs().values())
+
+
+def stage(group: GroupFiles, spec: dict) -> None:
+    """Before a group's job trains: outputs an earlier attempt staged count as finished only if
+    made with the same settings, data and code (a job rerun for a changed parameter, or outputs
+    left over from a run whose own job never moved them, must not pass stale ones on)."""
+    if group.spec.exists() and read_json(group.spec) == spec:
+        return
+    for path in group.spec.parent.glob("**/*.json"):
+        path.unlink()
+    write_json(group.spec, spec)
+
+
+def run_job(
+    job: Job, cfg: dict | TrainConfig, data_dir: str, results: str | Path = "results", threads: int = 1,
+    outputs: dict | None = None,
 ) -> list[str]:  # fmt: skip
-    """Train a whole group in this process (train.trunk_jobs: group): in order of branch step,
-        each trunk segment, then each member from its branch state, exactly as the segment and run
-        jobs of train.trunk_jobs: segments would, with one process start for all. Members' declared
-        outputs go to group.member(id).staged. A member whose outputs are staged or in place is not
-        trained again, and the trunk only as far as a member still to train needs it; an interrupted
-        job resumes with the segment or member in flight. `outputs`: the config's outputs section (the
-    weight files each member keeps). Returns the ids of the members trained."""
+    """Run one training job of the plan: its tasks in order, each trained (train_task) from the
+    trunk state it continues and finished (finish); `outputs`, the config's outputs section.
+    Returns the ids of the runs trained.
+
+    A group's job (rule train_group) stages its runs' declared outputs for their own jobs to
+    move in place. Rerun after it was interrupted, it keeps the runs whose outputs it had staged
+    (with the same settings, data and code: stage) and trains the trunk only as far as the runs
+    still to train need it. Outputs already in place count for nothing: Snakemake reruns the
+    job when they are stale (another parameter, other code), and then each run's job needs
+    fresh ones to move."""
     tc = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_config(cfg)
-    results = group.results
+    results = Path(results)
+    group = GroupFiles(job.name, results) if job.rule == "train_group" else None
+    if group is not None:
+        stage(group, trunk_spec(job.tasks[0].run, tc, data_dir))
+    runs = [task for task in job.tasks if task.kind != "segment"]
+    todo = [task for task in runs if group is None or not staged(group, task)]
+    needed_until = max((task.start_step for task in todo), default=0)
+    for task in job.tasks:
+        files = task_files(task, results, group)
+        if task.kind == "segment" and group is not None:
+            if task.end_step > needed_until or files.branch_state.exists():
+                continue  # no run still to train starts from it, or an earlier attempt saved it
+        elif task.kind != "segment" and task not in todo:
+            continue
+        start = TrunkFiles(task.start, results).branch_state if task.start is not None else None
+        finish(train_task(task, tc, data_dir, files, threads, start), outputs)
+    if group is not None:  # every run is trained: the branch states are no longer needed
+        for task in job.tasks:
+            state = TrunkFiles(task.run.id, results).branch_state
+            for path in (state, sidecar(state)):
+                path.unlink(missing_ok=True)
+        write_json(group.done, {"trunk": group.trunk, "members": [t.run.id for t in runs],
+                                "trained": [t.run.id for t in todo]})  # fmt: skip
+    return [task.run.id for task in todo]
 
-    def finished(run: Run) -> bool:
-        staged = group.member(run.id)
-        return RunFiles(run.id, results).metrics.exists() or all(Path(p).exists() for p in staged.outputs().values())
 
-    todo = [run for run in members if not finished(run)]
-    needed_until = max((branches[r.id].start[1] for r in todo if r.id in branches), default=0)
-    for run in members:
-        branch = branches.get(run.id)
-        segment = TrunkFiles(run.id, results)
-        if branch is not None and branch.segment and branch.step <= needed_until and not segment.branch_state.exists():
-            previous = TrunkFiles(branch.previous, results).branch_state if branch.previous else None
-            train_trunk(run, tc, data_dir, segment, branch.step, previous, threads)
-            clear_state(segment.state_dir)
-        if run in todo:
-            files = group.member(run.id)
-            start = TrunkFiles(branch.start[0], results).branch_state if branch is not None else None
-            train_run(run, tc, data_dir, files, threads, branch=start)
-            write_json(files.probe, probe_checkpoint(files.ckpt_prewarmdown))
-            retain_weights(files, {"outputs": outputs or {}})
-            clear_state(files.state_dir)
-    for run in members:  # every member is trained: the branch states are no longer needed
-        state = TrunkFiles(run.id, results).branch_state
-        for path in (state, sidecar(state)):
-            path.unlink(missing_ok=True)
-    write_json(group.done, {"trunk": group.trunk, "members": [r.id for r in members], "trained": [r.id for r in todo]})
-    return [r.id for r in todo]
+def train_run(
+    run: Run, cfg: dict | TrainConfig, data_dir: str, files: RunFiles, threads: int = 1, branch: Path | None = None
+) -> dict:
+    """One run trained to its end and recorded (metrics and weights; no probe, its weights and
+    state kept) from initialisation or, with `branch`, from that trunk state: the executor's
+    training of one run, as the tests and benchmarks compare and time it. Returns its metrics."""
+    tc = cfg if isinstance(cfg, TrainConfig) else TrainConfig.from_config(cfg)
+    steps = total_steps(tc.train_section, run)
+    return record(train_task(Task("run", run, None, 0, steps), tc, data_dir, files, threads, branch))
