@@ -14,7 +14,7 @@ from qatgrid.audit import (
     report,
     write_audit,
 )
-from qatgrid.grid import expand_runs
+from qatgrid.runs import expand_runs
 
 
 def paper_config() -> dict:

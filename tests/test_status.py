@@ -12,7 +12,7 @@ from conftest import REPO, load_default_config
 from synthetic import fill_results
 
 from qatgrid.audit import gpu_hours
-from qatgrid.grid import expand_runs
+from qatgrid.runs import expand_runs
 from qatgrid.status import grid_status, main
 
 HOURS_AGO_2 = time.time() - 7200

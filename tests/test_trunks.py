@@ -15,10 +15,10 @@ from conftest import small_train
 from test_train import data_dir, kill_once_checkpointed  # noqa: F401 (data_dir: a fixture, the shared tiny corpus)
 
 from qatgrid.checkpoint import clear_state, load_checkpoint
-from qatgrid.grid import Run, expand_runs
 from qatgrid.plan import build_plan
 from qatgrid.probe import probe_checkpoint
 from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles
+from qatgrid.runs import Run, expand_runs
 from qatgrid.train import train_group, train_run, train_trunk
 from qatgrid.trunks import plan_branches, plan_groups, trunk_name
 
@@ -257,7 +257,7 @@ def test_the_default_and_paper_grids_branch_every_group():
 KILL_SCRIPT = """
 import json, sys
 from pathlib import Path
-from qatgrid.grid import Run
+from qatgrid.runs import Run
 from qatgrid.runfiles import RunFiles, TrunkFiles
 from qatgrid.train import train_run, train_trunk
 cfg, data_dir, results, what = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
@@ -299,7 +299,7 @@ def test_sigkill_mid_trunk_or_mid_branch_then_rerun_is_bitwise_identical(what, d
 GROUP_KILL_SCRIPT = """
 import json, sys
 from pathlib import Path
-from qatgrid.grid import Run
+from qatgrid.runs import Run
 from qatgrid.runfiles import GroupFiles
 from qatgrid.train import train_group
 from qatgrid.trunks import plan_branches, trunk_name

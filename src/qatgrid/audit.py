@@ -26,11 +26,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .grid import AXES, Run, bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
-from .io import error_line, tail_lines
+from .logs import error_line, tail_lines
 from .memory import GIB, plan_micro_batches, step_memory, train_precision
 from .plan import build_plan
 from .runfiles import GroupFiles, RunFiles
+from .runs import AXES, Run, bits_label, expand_runs
+from .schedule import run_batch_size, run_data_seed, total_steps, total_tokens
 from .sizes import size_to_number
 from .trunks import group_jobs, trunk_name
 

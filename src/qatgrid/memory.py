@@ -300,7 +300,7 @@ def plan_micro_batches(train: dict, run, vocab_size: int | None) -> int:
     """A run's micro-batches per step, the one decision training and the audit read:
     train.micro_batches if an integer (it must divide the run's batch), else (auto) the fewest
     that fit train.gpu_memory_gib (null or 0: the whole batch at once, as on CPU)."""
-    from .grid import run_batch_size
+    from .schedule import run_batch_size
 
     batch_size = run_batch_size(train, run)
     chosen, memory = train["micro_batches"], train["gpu_memory_gib"]

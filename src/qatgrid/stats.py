@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .grid import BASE_ARM
+from .runs import BASE_ARM
 
 CELL = ["phase", "bits", "size", "optimizer", "schedule", "length_mult"]
 
@@ -240,7 +240,7 @@ def robustness_curves(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
 
 def base_arm_mask(df: pd.DataFrame) -> np.ndarray:
-    """True for the rows of the base arm (qatgrid.grid.BASE_ARM: Muon, linear warmdown, 1x length)."""
+    """True for the rows of the base arm (qatgrid.runs.BASE_ARM: Muon, linear warmdown, 1x length)."""
     mask = np.ones(len(df), dtype=bool)
     for k, v in BASE_ARM.items():
         mask &= (df[k] == v).to_numpy()
@@ -404,7 +404,7 @@ def boundary_map(best: pd.DataFrame, regime_table: pd.DataFrame, expected_warmdo
     `expected_warmdown` (the paper's 33%), decisive at another optimum, noise-dominated, a cell
     with one warmdown level (nothing to test), or not run. A cell run in several base-arm phases
     is taken from its first phase (Phase 2 before Phase 5)."""
-    from .grid import bits_label
+    from .runs import bits_label
     from .sizes import size_to_number
 
     best = base_arm(best)

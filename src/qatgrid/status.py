@@ -21,11 +21,11 @@ from collections import Counter
 from pathlib import Path
 
 from .config import load_config
-from .grid import expand_runs
-from .io import split_traceback, tail_lines
+from .logs import split_traceback, tail_lines
 from .plan import build_plan
 from .progress import hms
 from .runfiles import RunFiles, TrunkFiles
+from .runs import expand_runs
 
 COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
 AUDIT_TO_STATUS = {

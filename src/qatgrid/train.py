@@ -45,13 +45,13 @@ from .config import RunPlan, TrainConfig
 from .data import load_data
 from .data.bpb import bits_per_byte
 from .data.stream import train_batch
-from .grid import Run
 from .io import write_json
 from .model import GPT, ModelConfig, count_params
 from .optim import build_optimizers, ns_precision, set_step
 from .probe import probe_checkpoint
 from .progress import Progress
 from .runfiles import GroupFiles, RunFiles, TrunkFiles
+from .runs import Run
 from .runtime import autocast, device_name, fast_path, resolve_device, setup_device, use_compile_cache
 from .schedule import lr_multiplier
 from .storage import check_fits, param_layout, retain_weights, state_bytes

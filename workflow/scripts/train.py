@@ -4,10 +4,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # training reads the data folder only, never the hub
 
 from qatgrid.checkpoint import clear_state
-from qatgrid.grid import Run
-from qatgrid.io import exit_without_teardown, setup_logging, write_json
+from qatgrid.io import write_json
+from qatgrid.logs import exit_without_teardown, setup_logging
 from qatgrid.probe import probe_checkpoint
 from qatgrid.runfiles import RunFiles
+from qatgrid.runs import Run
 from qatgrid.storage import retain_weights
 from qatgrid.train import train_run
 

@@ -3,9 +3,9 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # training reads the data folder only, never the hub
 
-from qatgrid.grid import Run
-from qatgrid.io import exit_without_teardown, setup_logging
+from qatgrid.logs import exit_without_teardown, setup_logging
 from qatgrid.runfiles import GroupFiles
+from qatgrid.runs import Run
 from qatgrid.train import train_group
 from qatgrid.trunks import plan_branches
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..grid import Run
+from ..runs import Run
 
 Select = Callable[[list[Run], dict], list[Run]]
 

@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from conftest import load_default_config
 
-from qatgrid.grid import RUN_ID_WILDCARD, Run, expand_runs, job_resources, parse_run_id, run_id
+from qatgrid.resources import job_resources
+from qatgrid.runs import RUN_ID_WILDCARD, Run, expand_runs, parse_run_id, run_id
 
 
 def test_run_id_is_readable_and_round_trips():
