@@ -148,6 +148,19 @@ def parse_run_id(text: str) -> Run:
     )
 
 
+def phase_key(phase: str) -> tuple:
+    """Sort key of a phase name: its number, then the name, so 'phase2' < 'phase5-int4' < 'phase10'
+    (a name without a number sorts after every numbered one)."""
+    number = re.search(r"\d+", phase)
+    return (int(number[0]) if number else float("inf"), phase)
+
+
+def first_phase(phases) -> str:
+    """The first of some phase names in phase order (phase_key): where a (bits, size) cell run in
+    several base-arm phases is taken from (Phase 2 before Phase 5 before Phase 6)."""
+    return min(phases, key=phase_key)
+
+
 def expand_sweep(sweep: dict, index: int = 0) -> list[Run]:
     axes = {k: sweep.get(k, SWEEP_DEFAULTS.get(k)) for k in SWEEP_KEYS}
     missing = [k for k, v in axes.items() if v is None]
