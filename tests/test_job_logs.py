@@ -111,5 +111,5 @@ def test_a_failed_training_job_shows_its_exception_in_its_log_and_in_status(tmp_
     assert f"  {RUN}  stopped before its first logged step; no checkpoint; log {JOB_LOG}" in out
     assert f"    error: {err}" in out
     assert status_main(["--configfile", "one.yaml", "--json"]) == 0
-    failed = json.loads(capsys.readouterr().out)["failed"]
+    failed = json.loads(capsys.readouterr().out)["stopped"]
     assert [(f["run_id"], f["error"]) for f in failed] == [(RUN, err)]

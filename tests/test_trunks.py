@@ -398,7 +398,7 @@ def test_status_names_the_group_log_of_a_failed_run_with_group_jobs(tmp_path):
     files.curve.write_text(json.dumps({"run_id": run.id, "step": 40, "steps": 100, "time": 0.0}) + "\n")
     log.parent.mkdir(parents=True)
     log.write_text('Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: out of memory\n')
-    failed = grid_status(cfg, tmp_path, running_minutes=0.0)["failed"]
+    failed = grid_status(cfg, tmp_path, running_minutes=0.0)["stopped"]
     # the job failed: its run in flight, and the runs it had still to train
     members = sorted(r.id for r in expand_runs(cfg) if trunk_name(r) == trunk_name(run))
     assert len(members) == 4 and sorted(f["run_id"] for f in failed) == members
