@@ -41,7 +41,7 @@ from common import (
     timed,
 )
 
-from qatgrid.grid import bits_label
+from qatgrid.runs import bits_label
 
 
 def main() -> None:

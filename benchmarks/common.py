@@ -310,8 +310,8 @@ def job(spec: dict) -> dict:
     import torch
 
     from qatgrid import train as T
-    from qatgrid.grid import Run
     from qatgrid.runfiles import RunFiles
+    from qatgrid.runs import Run
     from qatgrid.runtime import resolve_device
 
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)

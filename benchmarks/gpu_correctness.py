@@ -32,7 +32,7 @@ def stream_batch_on(tokens, step: int, batch: int, seq: int, device):
     """Step `step`'s batch of the training stream (qatgrid.data.stream), as training reads it."""
     from qatgrid.config import schema_defaults
     from qatgrid.data.stream import train_batch
-    from qatgrid.grid import Run
+    from qatgrid.runs import Run
 
     return train_batch(tokens, schema_defaults("train"), Run("check", 6, "0.1M", 0.5, 1.0, 0), step, batch, seq, device)
 
@@ -253,7 +253,7 @@ def judge_correctness(record: Record, label: str, r: dict) -> None:
 def section_correctness(spec: dict, record: Record) -> None:
     """The fast path against exact fp32 eager, per bit-width: loss curves, gradients, the grid."""
     from qatgrid.data import load_data
-    from qatgrid.grid import bits_label
+    from qatgrid.runs import bits_label
     from qatgrid.runtime import fast_path, resolve_device, setup_device
 
     device = resolve_device("auto")

@@ -536,9 +536,9 @@ def section_memory(spec: dict, record: Record) -> None:
     import torch
 
     from qatgrid.config import TrainConfig
-    from qatgrid.grid import Run
     from qatgrid.memory import GIB, step_memory
     from qatgrid.model import ModelConfig
+    from qatgrid.runs import Run
     from qatgrid.runtime import fast_path, resolve_device, setup_device
     from qatgrid.train import build_trainer, train_step
 

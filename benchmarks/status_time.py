@@ -29,7 +29,7 @@ sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 from synthetic import fill_results  # noqa: E402
 
 from qatgrid.config import load_config  # noqa: E402
-from qatgrid.grid import expand_runs  # noqa: E402
+from qatgrid.runs import expand_runs  # noqa: E402
 
 
 def build_tree(results: Path) -> int:

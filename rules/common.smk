@@ -1,4 +1,4 @@
-# Shared helpers: config validation, the grid (from qatgrid.grid.expand_runs, the
+# Shared helpers: config validation, the grid (from qatgrid.runs.expand_runs, the
 # one source of truth), and the input functions that say which runs each output needs.
 # Kept cheap: every cluster job re-parses this file, so nothing here imports torch.
 import functools
@@ -10,7 +10,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from qatgrid.data import data_files, data_key  # noqa: E402
 from qatgrid.config import TrainConfig, load_layers  # noqa: E402
-from qatgrid.grid import RUN_ID_WILDCARD, expand_runs, job_resources  # noqa: E402
+from qatgrid.resources import job_resources  # noqa: E402
+from qatgrid.runs import RUN_ID_WILDCARD, expand_runs  # noqa: E402
 from qatgrid.plots.registry import FIGURES as FIGURE_REGISTRY, FileText, penalty_runs, probed_runs  # noqa: E402
 from qatgrid.plots.registry import settings as figure_settings  # noqa: E402
 from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles  # noqa: E402

@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 from synthetic import planted_loss
 
-from qatgrid.grid import expand_runs
 from qatgrid.plots.registry import settings
 from qatgrid.plots.tables import Tables
+from qatgrid.runs import expand_runs
 from qatgrid.sizes import size_to_number
 
 

@@ -14,7 +14,7 @@ from qatgrid.audit import (
     report,
     write_audit,
 )
-from qatgrid.grid import expand_runs
+from qatgrid.runs import expand_runs
 
 
 def paper_config() -> dict:
@@ -26,7 +26,7 @@ def test_paper_grid_counts_match_the_study(tmp_path):
     table = grid_table(paper_config(), tmp_path)
     assert len(table) == 1345
     assert table.groupby("phase_group").size().to_dict() == {"phase2": 720, "phase5": 625}
-    assert (table["status"] == "missing").all()
+    assert (table["status"] == "not started").all()
     int4 = table[table["bits"] == 4]
     assert int4["seed"].nunique() == 10 and int4["size"].nunique() == 8
     p2 = table[table["phase"] == "phase2"]
@@ -56,14 +56,16 @@ def test_status_of_a_partly_filled_results_folder(tmp_path):
     (results / "logs" / "train" / f"{ids[3]}.log").write_text("Traceback")
     table = write_audit(cfg, results, tmp_path / "grid.md", tmp_path / "grid.csv")
     status = table.set_index("run_id")["status"]
-    assert [status[i] for i in ids[:5]] == ["done", "diverged", "partial", "failed", "missing"]
-    assert status.value_counts()["missing"] == 82
+    assert [status[i] for i in ids[:5]] == ["done", "diverged", "interrupted", "failed", "not started"]
+    assert status.value_counts()["not started"] == 82
     md = (tmp_path / "grid.md").read_text()
     assert (
         "phase2: 48 planned, 48 expected — OK" in md
         and "total: 86 planned, 86 expected — OK" in md
         and f"| {ids[1]} | diverged |" in md
     )
+    # the status table speaks `qatgrid status`'s words (qatgrid.audit.STATUSES, less running)
+    assert "| phase | done | diverged | interrupted | failed | not started |" in md
 
 
 def test_phase_group_and_count_check():

@@ -6,19 +6,9 @@ import pytest
 from conftest import REPO, load_default_config, merged_config
 
 from qatgrid.audit import check_counts, grid_table
-from qatgrid.config import schema_defaults
-from qatgrid.grid import (
-    RUN_ID_WILDCARD,
-    Run,
-    check_config,
-    expand_runs,
-    lr_batch_factor,
-    parse_run_id,
-    run_batch_size,
-    run_data_seed,
-    total_steps,
-    total_tokens,
-)
+from qatgrid.config import check_config, schema_defaults
+from qatgrid.runs import RUN_ID_WILDCARD, Run, expand_runs, parse_run_id
+from qatgrid.schedule import lr_batch_factor, run_batch_size, run_data_seed, total_steps, total_tokens
 
 TRAIN = {**schema_defaults("train"), "steps": 100, "batch_size": 8, "seq_len": 128}
 

@@ -12,14 +12,14 @@ from conftest import REPO, small_train
 from snakemake.utils import validate
 from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus)
 
-from qatgrid.grid import Run
 from qatgrid.runfiles import RunFiles
+from qatgrid.runs import Run
 
 # One training run in this process, then Inductor's and AOTAutograd's cache counters on stdout.
 CHILD = """
 import json, sys
 from torch._dynamo.utils import counters
-from qatgrid.grid import Run
+from qatgrid.runs import Run
 from qatgrid.runfiles import RunFiles
 from qatgrid.train import train_run
 cfg, run = json.loads(sys.argv[1]), Run("p", 6, "0.1M", 0.5, 1.0, 0)

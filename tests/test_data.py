@@ -14,7 +14,7 @@ from qatgrid import data
 from qatgrid.data import bpb, shards
 from qatgrid.data.parameter_golf import download
 from qatgrid.data.text import EOT, build_text_data, encode_batch
-from qatgrid.grid import expand_runs
+from qatgrid.runs import expand_runs
 
 PG_CFG = {"source": "parameter-golf", "vocab_size": 1024, "val_fraction": 0.01}
 

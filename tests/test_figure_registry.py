@@ -9,9 +9,9 @@ import pytest
 from conftest import REPO, load_default_config, snakemake, workflow_copy
 from test_audit import paper_config
 
-from qatgrid.grid import expand_runs
 from qatgrid.plots.registry import FIGURES
 from qatgrid.plots.tables import BUILDERS
+from qatgrid.runs import expand_runs
 from qatgrid.trunks import plan_branches, trunk_name
 
 CONFIGS = {"default": (load_default_config, ()), "paper": (paper_config, ("--configfile", "config/paper.yaml"))}

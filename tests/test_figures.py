@@ -12,11 +12,11 @@ from conftest import REPO, load_default_config
 from test_audit import paper_config
 
 from qatgrid import stats
-from qatgrid.grid import bits_label
 from qatgrid.plots import captions
 from qatgrid.plots.layout import layout_problems
 from qatgrid.plots.registry import FIGURES
 from qatgrid.plots.style import BITS_COLORS, PNG_DPI
+from qatgrid.runs import bits_label
 
 
 def tiny_config() -> dict:

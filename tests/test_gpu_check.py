@@ -12,7 +12,7 @@ from conftest import REPO
 from test_audit import paper_config
 
 from qatgrid.audit import evaluations, gpu_hours, measured_costs
-from qatgrid.grid import expand_runs
+from qatgrid.runs import expand_runs
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import common  # noqa: E402

@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import REPO, snakemake, workflow_copy
 
-from qatgrid.io import error_line, split_traceback
+from qatgrid.logs import error_line, split_traceback
 from qatgrid.status import main as status_main
 
 ONE_CELL = """\
@@ -37,7 +37,7 @@ def test_every_workflow_script_logs_its_uncaught_exceptions():
 def test_traceback_goes_to_the_log_and_to_stderr(tmp_path):
     log = tmp_path / "logs" / "job.log"
     code = (
-        "import logging, sys; from qatgrid.io import setup_logging; setup_logging(sys.argv[1]); "
+        "import logging, sys; from qatgrid.logs import setup_logging; setup_logging(sys.argv[1]); "
         "logging.getLogger('qatgrid').info('working'); raise ValueError('data.vocab_size: 7 is too small')"
     )
     proc = subprocess.run(
@@ -111,5 +111,5 @@ def test_a_failed_training_job_shows_its_exception_in_its_log_and_in_status(tmp_
     assert f"  {RUN}  stopped before its first logged step; no checkpoint; log {JOB_LOG}" in out
     assert f"    error: {err}" in out
     assert status_main(["--configfile", "one.yaml", "--json"]) == 0
-    failed = json.loads(capsys.readouterr().out)["failed"]
+    failed = json.loads(capsys.readouterr().out)["stopped"]
     assert [(f["run_id"], f["error"]) for f in failed] == [(RUN, err)]

@@ -126,8 +126,8 @@ def test_a_packed_run_plans_for_its_share_of_the_gpu():
     """K = 8 runs of a packed size share one 79 GiB GPU: each plans for 79 / 8 GiB. At the paper's
     64 x 1024 a whole 5M step (12.4 GiB) is over that share, so it takes more micro-batches than
     alone, and the eight together then fit the GPU; alone (K = 1) it trains in one piece."""
-    from qatgrid.grid import Run
     from qatgrid.memory import check_pack_memory, plan_micro_batches, runs_per_gpu
+    from qatgrid.runs import Run
 
     train = {"batch_size": 64, "seq_len": 1024, "micro_batches": "auto", "gpu_memory_gib": 79.0,
              "stream_spans": 8, "precision": "auto"}  # fmt: skip
@@ -152,7 +152,7 @@ def test_train_config_plans_packed_sizes_from_the_resources_section():
     from conftest import merged_config
 
     from qatgrid.config import TrainConfig
-    from qatgrid.grid import Run
+    from qatgrid.runs import Run
 
     paper = merged_config("paper.yaml")
     tc = TrainConfig.from_config(paper)

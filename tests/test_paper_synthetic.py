@@ -9,7 +9,7 @@ from conftest import snakemake, workflow_copy
 from synthetic import fill_results
 from test_audit import paper_config
 
-from qatgrid.grid import expand_runs
+from qatgrid.runs import expand_runs
 
 
 @pytest.fixture(scope="module")

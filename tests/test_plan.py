@@ -4,8 +4,8 @@ import pytest
 from conftest import load_default_config, merged_config
 
 from qatgrid.config import schema_defaults
-from qatgrid.grid import Run
 from qatgrid.plan import build_plan
+from qatgrid.runs import Run
 
 TRAIN = {**schema_defaults("train"), "steps": 24, "batch_size": 4, "seq_len": 32}
 # One group of three warmdowns (branch steps 24 - round(w * 24): 12, 18, 6) and a run alone in its group.

@@ -11,9 +11,9 @@ from conftest import small_train
 from test_train import data_dir  # noqa: F401 (a fixture: the shared tiny corpus)
 
 from qatgrid.checkpoint import load_state
-from qatgrid.grid import Run
 from qatgrid.progress import hms, read_curve, truncate_curve
 from qatgrid.runfiles import RunFiles
+from qatgrid.runs import Run
 from qatgrid.train import train_run
 
 TRAIN = small_train(
@@ -80,7 +80,7 @@ def test_curve_of_another_run_is_an_error_naming_the_file(data_dir, tmp_path):
 
 KILL_SCRIPT = """
 import json, sys
-from qatgrid.grid import Run
+from qatgrid.runs import Run
 from qatgrid.runfiles import RunFiles
 from qatgrid.train import train_run
 run = Run("p", 4, "0.1M", 0.5, 1.0, 5)

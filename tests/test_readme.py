@@ -41,7 +41,7 @@ PRISTINE = {
     "snakemake -n --quiet rules --configfile config/paper.yaml": r"^train\s+1345$",
     "snakemake -n --quiet rules --configfile config/extension.yaml": r"^train\s+1240$",
     "snakemake --lint": r"Congratulations, your workflow is in a good condition!",
-    "qatgrid status": r"^total\s+86\s+0\s+0\s+0\s+0\s+86$",
+    "qatgrid status": r"^total\s+86\s+0\s+0\s+0\s+0\s+0\s+86$",
     "qatgrid status --configfile config/paper.yaml --json": r'"planned": 1345',
 }
 # Run in this order on a clone whose default config is tests/tiny.yaml (31 runs, a minute or two):
@@ -52,7 +52,7 @@ FINISHED = [
     ("snakemake all --cores all --logger rich", r""),
     ("snakemake --configfile my.yaml --cores all", r"Nothing to be done"),
     ("snakemake -n", r"Nothing to be done"),
-    ("qatgrid status", r"^total\s+31\s+31\s+0\s+0\s+0\s+0$(.|\n)*^ETA: nothing left to run$"),
+    ("qatgrid status", r"^total\s+31\s+31\s+0\s+0\s+0\s+0\s+0$(.|\n)*^ETA: nothing left to run$"),
     ("snakemake --unlock", r"Unlock(ed|ing) working directory"),
     ("snakemake --report results/report.html", r"Report created"),
     ("snakemake --cores 1 gallery", r""),

@@ -11,8 +11,8 @@ import pytest
 from conftest import REPO, load_default_config
 from synthetic import fill_results
 
-from qatgrid.audit import gpu_hours
-from qatgrid.grid import expand_runs
+from qatgrid.audit import STATUSES, gpu_hours
+from qatgrid.runs import expand_runs
 from qatgrid.status import grid_status, main
 
 HOURS_AGO_2 = time.time() - 7200
@@ -45,7 +45,7 @@ def touch(path, text="", mtime=None):
 
 @pytest.fixture
 def planted(tmp_path):
-    """The default grid with 5 done, 1 diverged, 2 running, 2 failed runs; the rest not started."""
+    """The default grid with 5 done, 1 diverged, 2 running, 1 interrupted, 1 failed run; the rest not started."""
     cfg, results, now = load_default_config(), tmp_path / "results", time.time()
     cfg["train"]["shared_trunk"] = False  # runs from step 0; trunks in status: tests/test_trunks.py
     runs = expand_runs(cfg)
@@ -66,7 +66,7 @@ def planted(tmp_path):
     # failed: a half-written metrics.json (killed while writing, no atomic rename), 2 h old
     touch(results / "runs" / p2[7].id / "metrics.json", '{"run_id": "ph', HOURS_AGO_2)
     touch(results / "logs" / "train" / f"{p2[7].id}.log", "x\n", HOURS_AGO_2)
-    # failed: preempted at step 50 with a checkpoint; the log ends in a traceback
+    # interrupted: preempted at step 50 with a checkpoint; the log ends in a traceback
     touch(results / "runs" / adamw.id / "curve.jsonl", curve_line(adamw, 50, 4.5, 50.0, HOURS_AGO_2), HOURS_AGO_2)
     touch(results / "state" / adamw.id / "last.pt", "ckpt", HOURS_AGO_2)
     log_text = "".join(f"line {i}\n" for i in range(10)) + "Interrupted: stopped by signal 12 at step 50\n"
@@ -87,6 +87,7 @@ def test_counts_lists_and_gpu_hours(planted):
         "done": 5,
         "diverged": 1,
         "running": 1,
+        "interrupted": 0,
         "failed": 1,
         "not started": planned["phase2"] - 8,
     }
@@ -95,6 +96,7 @@ def test_counts_lists_and_gpu_hours(planted):
         "done": 0,
         "diverged": 0,
         "running": 1,
+        "interrupted": 0,
         "failed": 0,
         "not started": 11,
     }
@@ -103,7 +105,8 @@ def test_counts_lists_and_gpu_hours(planted):
         "done": 0,
         "diverged": 0,
         "running": 0,
-        "failed": 1,
+        "interrupted": 1,
+        "failed": 0,
         "not started": 3,
     }
     assert s["phases"]["phase5-heldout"]["not started"] == 4
@@ -113,7 +116,8 @@ def test_counts_lists_and_gpu_hours(planted):
         "done": 5,
         "diverged": 1,
         "running": 2,
-        "failed": 2,
+        "interrupted": 1,
+        "failed": 1,
         "not started": total - 10,
     }
     running = {e["run_id"]: e for e in s["running"]}
@@ -125,11 +129,11 @@ def test_counts_lists_and_gpu_hours(planted):
     )
     assert 4 < running[r["p2"][6].id]["updated_s_ago"] < 60
     assert running[r["int4"].id]["step"] is None
-    failed = {e["run_id"]: e for e in s["failed"]}
-    assert set(failed) == {r["p2"][7].id, r["adamw"].id}
-    assert failed[r["adamw"].id]["log_tail"] == ["line 8", "line 9", "Interrupted: stopped by signal 12 at step 50"]
-    assert failed[r["adamw"].id]["checkpoint"] and failed[r["adamw"].id]["step"] == 50
-    assert not failed[r["p2"][7].id]["checkpoint"]
+    stopped = {e["run_id"]: e for e in s["stopped"]}
+    assert set(stopped) == {r["p2"][7].id, r["adamw"].id}
+    assert stopped[r["adamw"].id]["log_tail"] == ["line 8", "line 9", "Interrupted: stopped by signal 12 at step 50"]
+    assert stopped[r["adamw"].id]["checkpoint"] and stopped[r["adamw"].id]["step"] == 50
+    assert not stopped[r["p2"][7].id]["checkpoint"]
     # 5 synthetic runs of 600 s plus the diverged run's 360 s
     assert s["gpu_hours"]["spent"] == pytest.approx((5 * 600 + 360) / 3600)
     assert s["gpu_hours"]["finished_runs"] == 6
@@ -141,7 +145,7 @@ def test_counts_lists_and_gpu_hours(planted):
 def test_a_longer_window_counts_the_stale_runs_as_running(planted):
     cfg, results, _ = planted
     s = grid_status(cfg, results, running_minutes=180)
-    assert (s["total"]["running"], s["total"]["failed"]) == (4, 0)
+    assert (s["total"]["running"], s["total"]["interrupted"], s["total"]["failed"]) == (4, 0, 0)
 
 
 def test_cli_text_and_json(planted, monkeypatch, capsys):
@@ -151,8 +155,8 @@ def test_cli_text_and_json(planted, monkeypatch, capsys):
     monkeypatch.chdir(REPO)
     assert main(["--configfile", r["configfile"], "--results", str(results), "--log-lines", "2"]) == 0
     text = capsys.readouterr().out
-    assert re.search(rf"^phase2 +{n_phase2} +5 +1 +1 +1 +{n_phase2 - 8}$", text, re.M)
-    assert re.search(rf"^total +{total} +5 +1 +2 +2 +{total - 10}$", text, re.M)
+    assert re.search(rf"^phase2 +{n_phase2} +5 +1 +1 +0 +1 +{n_phase2 - 8}$", text, re.M)
+    assert re.search(rf"^total +{total} +5 +1 +2 +1 +1 +{total - 10}$", text, re.M)
     assert re.search("^  " + re.escape(r["p2"][6].id) + r"  step 20/100  loss 5\.1234  eta 0:01:20", text, re.M)
     assert re.search(
         "^  " + re.escape(r["adamw"].id) + r"  stopped after step 50/100 \(last logged\); a retry resumes", text, re.M
@@ -166,15 +170,15 @@ def test_cli_text_and_json(planted, monkeypatch, capsys):
     )
     assert main(["--configfile", r["configfile"], "--results", str(results), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
-    assert s["total"]["planned"] == total and len(s["running"]) == 2 and len(s["failed"]) == 2
+    assert s["total"]["planned"] == total and len(s["running"]) == 2 and len(s["stopped"]) == 2
 
 
 def test_no_results_means_nothing_started(tmp_path):
     cfg = load_default_config()
     n = len(expand_runs(cfg))
     s = grid_status(cfg, tmp_path / "nothing")
-    assert s["total"] == {"planned": n, "done": 0, "diverged": 0, "running": 0, "failed": 0, "not started": n}
-    assert s["running"] == s["failed"] == [] and s["gpu_hours"]["spent"] == 0
+    assert s["total"] == {"planned": n, **{k: 0 for k in STATUSES}, "not started": n}
+    assert s["running"] == s["stopped"] == [] and s["gpu_hours"]["spent"] == 0
 
 
 @pytest.mark.parametrize(
@@ -213,7 +217,7 @@ def test_entry_point_and_no_torch(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     n = len(expand_runs(load_default_config()))
-    assert re.search(rf"^total +{n} +0 +0 +0 +0 +{n}$", proc.stdout, re.M)
+    assert re.search(rf"^total +{n} +0 +0 +0 +0 +0 +{n}$", proc.stdout, re.M)
 
 
 def test_eta_scales_the_audit_estimate_of_what_is_left_by_the_measured_rate(planted, capsys, monkeypatch):

@@ -21,11 +21,12 @@ from qatgrid import storage
 from qatgrid.audit import grid_table, write_audit
 from qatgrid.checkpoint import load_state, save_checkpoint
 from qatgrid.data.text import build_text_data
-from qatgrid.grid import Run
-from qatgrid.io import error_line, tail_lines, write_json
+from qatgrid.io import write_json
+from qatgrid.logs import error_line, tail_lines
 from qatgrid.model import GPT, ModelConfig, count_params, is_block_matrix
 from qatgrid.probe import probe_checkpoint
 from qatgrid.runfiles import RunFiles
+from qatgrid.runs import Run
 from qatgrid.storage import DiskFull, retain_weights
 from qatgrid.train import train_run
 
@@ -201,8 +202,8 @@ def test_injected_full_disk_mid_run_then_rerun_gives_the_same_bytes(undisturbed,
 JOB = textwrap.dedent(
     """
     import sys
-    from qatgrid.grid import Run
-    from qatgrid.io import setup_logging
+    from qatgrid.runs import Run
+    from qatgrid.logs import setup_logging
     from qatgrid.runfiles import RunFiles
     from qatgrid.train import train_run
     sys.path.insert(0, {tests!r})

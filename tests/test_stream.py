@@ -11,7 +11,7 @@ import torch
 from qatgrid.data import data_files
 from qatgrid.data.shards import HEADER_BYTES, TokenStream, write_shard
 from qatgrid.data.stream import chunk_order, stream_batch, train_batch
-from qatgrid.grid import Run
+from qatgrid.runs import Run
 
 CPU = torch.device("cpu")
 SHARD_SIZES = (1000, 37, 523)  # small shards: batches cross their boundaries and wrap often

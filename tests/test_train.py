@@ -14,8 +14,8 @@ from conftest import small_train
 from qatgrid import checkpoint
 from qatgrid import train as train_module
 from qatgrid.data.text import build_text_data
-from qatgrid.grid import Run
 from qatgrid.runfiles import STATE_FILE, RunFiles
+from qatgrid.runs import Run
 from qatgrid.train import Interrupted, train_run
 
 TRAIN = small_train(
@@ -126,7 +126,7 @@ def test_corrupt_last_checkpoint_falls_back_to_previous(data_dir, tmp_path, monk
 
 KILL_SCRIPT = """
 import sys, json
-from qatgrid.grid import Run
+from qatgrid.runs import Run
 from qatgrid.runfiles import RunFiles
 from qatgrid.train import train_run
 cfg, run = json.loads(sys.argv[1]), Run("p", 4, "0.1M", 0.5, 1.0, 5)
@@ -266,7 +266,7 @@ def test_kept_freed_memory_stops_steps_faulting_their_activations_in_again():
 
 EXIT_SCRIPT = """
 import atexit, logging, sys
-from qatgrid.io import exit_without_teardown, setup_logging
+from qatgrid.logs import exit_without_teardown, setup_logging
 setup_logging(sys.argv[1])
 atexit.register(lambda: print("teardown ran", flush=True))
 logging.getLogger("qatgrid.train").info("outputs written")

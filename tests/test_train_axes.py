@@ -4,7 +4,7 @@ import math
 
 from test_train import TRAIN, data_dir, train  # noqa: F401 (data_dir is a fixture)
 
-from qatgrid.grid import Run
+from qatgrid.runs import Run
 
 
 def losses(m):

@@ -15,10 +15,10 @@ from conftest import small_train
 from test_train import data_dir, kill_once_checkpointed  # noqa: F401 (data_dir: a fixture, the shared tiny corpus)
 
 from qatgrid.checkpoint import clear_state, load_checkpoint
-from qatgrid.grid import Run, expand_runs
 from qatgrid.plan import build_plan
 from qatgrid.probe import probe_checkpoint
 from qatgrid.runfiles import GroupFiles, RunFiles, TrunkFiles
+from qatgrid.runs import Run, expand_runs
 from qatgrid.train import run_job, train_run
 from qatgrid.trunks import plan_branches, plan_groups, trunk_name
 
@@ -261,7 +261,7 @@ def test_the_default_and_paper_grids_branch_every_group():
 KILL_SCRIPT = """
 import json, sys
 from pathlib import Path
-from qatgrid.grid import Run
+from qatgrid.runs import Run
 from qatgrid.plan import Job, Task
 from qatgrid.train import run_job
 cfg, data_dir, results, what = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), sys.argv[4]
@@ -303,7 +303,7 @@ def test_sigkill_mid_trunk_or_mid_branch_then_rerun_is_bitwise_identical(what, d
 GROUP_KILL_SCRIPT = """
 import json, sys
 from pathlib import Path
-from qatgrid.grid import Run
+from qatgrid.runs import Run
 from qatgrid.plan import build_plan
 from qatgrid.train import run_job
 cfg, data_dir, results = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
@@ -400,7 +400,7 @@ def test_status_names_the_group_log_of_a_failed_run_with_group_jobs(tmp_path):
     files.curve.write_text(json.dumps({"run_id": run.id, "step": 40, "steps": 100, "time": 0.0}) + "\n")
     log.parent.mkdir(parents=True)
     log.write_text('Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: out of memory\n')
-    failed = grid_status(cfg, tmp_path, running_minutes=0.0)["failed"]
+    failed = grid_status(cfg, tmp_path, running_minutes=0.0)["stopped"]
     # the job failed: its run in flight, and the runs it had still to train
     members = sorted(r.id for r in expand_runs(cfg) if trunk_name(r) == trunk_name(run))
     assert len(members) == 4 and sorted(f["run_id"] for f in failed) == members

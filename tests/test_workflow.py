@@ -8,9 +8,9 @@ import pytest
 import yaml
 from conftest import REPO, load_default_config, merged_config, snakemake, workflow_copy
 
-from qatgrid.grid import expand_runs
 from qatgrid.plan import build_plan
 from qatgrid.plots.registry import FIGURES
+from qatgrid.runs import expand_runs
 
 
 @pytest.fixture(scope="module")

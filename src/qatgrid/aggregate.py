@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .grid import parse_run_id
 from .io import atomic_path, read_json
+from .runs import parse_run_id
 
 RUN_COLUMNS = [
     "run_id",

@@ -1,13 +1,16 @@
 """Audit a grid before (and while) it runs: counts, cost estimate, and what is done.
 
 Nothing is trained or loaded: the grid comes from `expand_runs`, the status of
-each run from the files under `results/`:
-- done:     metrics.json present, not diverged
-- diverged: metrics.json present, diverged
-- partial:  no metrics, but a resumable checkpoint in results/state/ (interrupted or failed)
-- failed:   no metrics, no checkpoint, but a training log or curve (failed, or running right now)
-- missing:  nothing yet
-- running:  only when asked (`qatgrid status`): no metrics, curve/log/checkpoint changed recently
+each run from the files under `results/` (STATUSES, the one vocabulary of the audit and
+`qatgrid status`):
+- done:        metrics.json present, not diverged
+- diverged:    metrics.json present, diverged
+- running:     only when asked (`qatgrid status`): no metrics, curve/log/checkpoint changed recently
+- interrupted: no metrics, but a resumable checkpoint in results/state/ (stopped or failed
+               after a checkpoint: a retry resumes from it)
+- failed:      no metrics, no checkpoint, but a training log or curve (failed, or running right
+               now when not asked about running)
+- not started: nothing yet
 
 The GPU-hour estimate of a run comes from measurements where they exist: the "run_cost"
 section that benchmarks/bench_compile.py writes to benchmarks/results/<audit.device>.json
@@ -27,15 +30,17 @@ from pathlib import Path
 import pandas as pd
 
 from .config import TrainConfig
-from .grid import AXES, Run, bits_label, expand_runs, run_batch_size, run_data_seed, total_steps, total_tokens
-from .io import error_line, tail_lines
+from .logs import error_line, tail_lines
 from .memory import GIB, check_pack_memory, runs_per_gpu, step_memory, train_precision
 from .plan import build_plan
 from .runfiles import GroupFiles, RunFiles
+from .runs import AXES, Run, bits_label, expand_runs
+from .schedule import run_batch_size, run_data_seed, total_steps, total_tokens
 from .sizes import size_to_number
 from .trunks import group_jobs, trunk_name
 
-STATUSES = ("done", "diverged", "partial", "failed", "missing")
+# A run's state, in the audit, `qatgrid status` and the README alike (run_status).
+STATUSES = ("done", "diverged", "running", "interrupted", "failed", "not started")
 BENCH_DIR = "benchmarks/results"
 CONFIG_RATES = "audit.tokens_per_second"
 
@@ -88,10 +93,10 @@ def run_status(
         if recent and error_line(tail_lines(log)) is None:  # a log ending in a traceback: it stopped
             return "running"
     if files.state.exists():
-        return "partial"
+        return "interrupted"
     if log.exists() or files.log.exists() or files.curve.exists():
         return "failed"
-    return "missing"
+    return "not started"
 
 
 def measured_costs(config: dict, bench_dir: str | Path = BENCH_DIR) -> tuple[dict, Path | None]:
@@ -329,7 +334,7 @@ def report(config: dict, table: pd.DataFrame, storage: tuple[str | None, list[st
         .reset_index()
     )
     status = table.pivot_table(index="phase", columns="status", values="run_id", aggfunc="size", fill_value=0)
-    status = status.reindex(columns=list(STATUSES), fill_value=0).reset_index()
+    status = status.reindex(columns=[s for s in STATUSES if s != "running"], fill_value=0).reset_index()
     per_size = (
         table.groupby("size")
         .agg(
@@ -355,7 +360,7 @@ def report(config: dict, table: pd.DataFrame, storage: tuple[str | None, list[st
         else:
             verdict = "OK" if r["planned"] == r["expected"] else "MISMATCH"
             check.append(f"- {r['group']}: {r['planned']} planned, {r['expected']} expected — {verdict}")
-    unfinished = table[table["status"].isin(["diverged", "partial", "failed"])][["run_id", "status"]]
+    unfinished = table[table["status"].isin(["diverged", "interrupted", "failed"])][["run_id", "status"]]
     return "\n".join(
         [
             "# Grid audit",

@@ -5,7 +5,7 @@ build "the config as Snakemake sees it": Snakemake's merge of config/config.yaml
 --configfile and --config (mappings key by key at every depth, lists and scalars replaced; the
 `audit` block whole, see merge_config_layers), then the JSON schema's defaults and checks
 (config/schema/config.schema.yaml, validated by Snakemake's own `validate`), then the checks the
-schema cannot express (qatgrid.grid.check_config). The rules, `qatgrid status`, the tests, the
+schema cannot express (check_config, below). The rules, `qatgrid status`, the tests, the
 benchmarks and the GPU check all call it.
 
 Defaults are written once, in the schema. `TrainConfig`, the typed `train` section (plus
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from .grid import Run, check_config, lr_batch_factor, run_batch_size, run_data_seed, total_steps
 from .memory import plan_micro_batches, runs_per_gpu
-from .schedule import warmdown_start
+from .runs import SWEEP_DEFAULTS, Run, expand_runs
+from .schedule import lr_batch_factor, run_batch_size, run_data_seed, scheduled_steps, total_steps, warmdown_start
 
 REPO = Path(__file__).resolve().parents[2]
 BASE_CONFIG = REPO / "config" / "config.yaml"  # the workflow's `configfile:`
@@ -91,6 +91,70 @@ def load_config(
     if overrides:
         layers.append(("--config", overrides))
     return load_layers(layers, schema)[0]
+
+
+def check_config(config: dict) -> list[Run]:
+    """Checks the schema cannot express; returns the runs. Errors name the key at fault."""
+    runs = expand_runs(config)
+    sizes = {r.size for r in runs}
+    bits = {r.bits for r in runs}
+    train = config["train"]
+    if train["warmup_steps"] >= train["steps"]:
+        raise ValueError(f"train.warmup_steps ({train['warmup_steps']}) must be < train.steps ({train['steps']})")
+    for size in config["analysis"]["heldout_sizes"]:
+        if size not in sizes:
+            raise ValueError(f"analysis.heldout_sizes names {size!r}, which no sweep trains (sizes: {sorted(sizes)})")
+    check_new_axes(config)
+    spans = train["stream_spans"]
+    if train["batches"] == "stream":
+        for bs in sorted({run_batch_size(train, r) for r in runs}):
+            if bs % spans:
+                raise ValueError(
+                    f"train.stream_spans ({spans}) must divide every run's batch size; {bs} sequences do not "
+                    "(train.batch_size or a sweep's batch_sizes)"
+                )
+    for key, b in (
+        ("analysis.penalty_bits", config["analysis"]["penalty_bits"]),
+        ("probe.grid_bits", config["probe"]["grid_bits"]),
+    ):
+        if not {16, b} <= bits:
+            raise ValueError(
+                f"{key} = {b} needs both FP16 and INT{b} runs in the sweeps (bits present: {sorted(bits)})"
+            )
+    return runs
+
+
+def check_new_axes(config: dict) -> None:
+    """Batch sizes must divide a held token budget; a data-order axis needs two levels for the variance split."""
+    train = config["train"]
+    for i, sweep in enumerate(config["sweeps"]):
+        data_seeds = sweep.get("data_seeds")
+        if data_seeds is not None and len(set(data_seeds)) < 2:
+            raise ValueError(
+                f"sweeps[{i}].data_seeds has {len(set(data_seeds))} level(s) {data_seeds}; separating "
+                "init-seed from data-order variance needs at least two (drop the key to order by seed)"
+            )
+        batch_sizes = sweep.get("batch_sizes") or []
+        if len(batch_sizes) > 1:
+            # Analyses key a cell by phase, not batch size: two batch sizes in one sweep would be pooled.
+            raise ValueError(
+                f"sweeps[{i}].batch_sizes lists {len(batch_sizes)} sizes {batch_sizes}; give each batch "
+                "size its own sweep (phase) so the analyses keep them apart"
+            )
+        for bs in batch_sizes:
+            for length in sweep.get("length_mults", SWEEP_DEFAULTS["length_mults"]):
+                steps = scheduled_steps(train, length)
+                if train["hold_tokens"] and steps * train["batch_size"] % bs:
+                    raise ValueError(
+                        f"sweeps[{i}].batch_sizes: {bs} does not divide the held token budget of {steps} steps x "
+                        f"train.batch_size {train['batch_size']} sequences (train.hold_tokens is true)"
+                    )
+                run_steps = scheduled_steps(train, length, bs)
+                if run_steps <= train["warmup_steps"]:
+                    raise ValueError(
+                        f"sweeps[{i}].batch_sizes: {bs} leaves {run_steps} steps, not more than "
+                        f"train.warmup_steps ({train['warmup_steps']})"
+                    )
 
 
 @cache

@@ -322,7 +322,7 @@ def plan_micro_batches(train: dict, run, vocab_size: int | None, runs_per_gpu: i
     batch), else (auto) the fewest that fit the run's share of train.gpu_memory_gib, the whole GPU
     or, with `runs_per_gpu` K runs packed on it, 1/K of it (null or 0: the whole batch at once, as
     on CPU)."""
-    from .grid import run_batch_size
+    from .schedule import run_batch_size
 
     batch_size = run_batch_size(train, run)
     chosen, memory = train["micro_batches"], train["gpu_memory_gib"]

@@ -1,6 +1,6 @@
 """The plan: what a config trains and in which jobs, computed once from the merged config.
 
-`build_plan(config)` gives the runs (qatgrid.grid.expand_runs), where each branches off a shared
+`build_plan(config)` gives the runs (qatgrid.runs.expand_runs), where each branches off a shared
 trunk (qatgrid.trunks), and the training *jobs*, each an ordered list of *tasks*:
 - a trunk segment: train a group's stable phase from a trunk state (or initialisation) to a
   member's branch step, and save the state there;
@@ -21,7 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from .grid import Run, expand_runs, total_steps
+from .runs import Run, expand_runs
+from .schedule import total_steps
 from .trunks import Branch, branches_of, group_jobs, groups_of, ordered_groups
 
 LAYOUTS = ("alone", "segments", "group")

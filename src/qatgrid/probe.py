@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from .grid import SUPPORTED_BITS, bits_label
 from .model import is_block_matrix
 from .quant import TERNARY, TERNARY_EPS, row_scale, ternary_scale
+from .runs import SUPPORTED_BITS, bits_label
 
 PROBE_GRIDS = tuple(b for b in SUPPORTED_BITS if b != 16)
 

@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .grid import SUPPORTED_BITS
+from .runs import SUPPORTED_BITS
 
 _TINY = torch.finfo(torch.float32).tiny
 TERNARY = 1

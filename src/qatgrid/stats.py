@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from .grid import BASE_ARM
+from .runs import BASE_ARM, first_phase
 
 CELL = ["phase", "bits", "size", "optimizer", "schedule", "length_mult"]
 
@@ -240,7 +240,7 @@ def robustness_curves(df: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
 
 
 def base_arm_mask(df: pd.DataFrame) -> np.ndarray:
-    """True for the rows of the base arm (qatgrid.grid.BASE_ARM: Muon, linear warmdown, 1x length)."""
+    """True for the rows of the base arm (qatgrid.runs.BASE_ARM: Muon, linear warmdown, 1x length)."""
     mask = np.ones(len(df), dtype=bool)
     for k, v in BASE_ARM.items():
         mask &= (df[k] == v).to_numpy()
@@ -362,6 +362,12 @@ def probe_ratio(probes: pd.DataFrame, grid_bits: int, alpha: float = 0.05) -> pd
     )
 
 
+def first_phase_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each (bits, size) cell's first phase (qatgrid.runs.first_phase): a cell run in
+    several base-arm phases is drawn and mapped from its first phase only."""
+    return df[df["phase"] == df.groupby(["bits", "size"])["phase"].transform(first_phase)]
+
+
 def robustness(df: pd.DataFrame) -> pd.DataFrame:
     """Phase 5 arms (optimizer, schedule or length differ from the base arm): is the optimal
     warmdown of each (bits, size) the same as the base arm's? The base optimum is taken over
@@ -380,7 +386,7 @@ def robustness(df: pd.DataFrame) -> pd.DataFrame:
             & (base_wd["size"] == r.size)
             & base_wd["warmdown_frac"].isin(arm_levels["warmdown_frac"])
         ]
-        cand = cand[cand["phase"] == min(cand["phase"])] if len(cand) else cand
+        cand = cand[cand["phase"] == first_phase(cand["phase"])] if len(cand) else cand
         base_phase.append(cand["phase"].iloc[0] if len(cand) else None)
         base_best.append(cand.loc[cand["mean_loss"].idxmin(), "warmdown_frac"] if len(cand) else np.nan)
     arms["base_phase"], arms["base_best_warmdown"] = base_phase, base_best
@@ -404,11 +410,11 @@ def boundary_map(best: pd.DataFrame, regime_table: pd.DataFrame, expected_warmdo
     `expected_warmdown` (the paper's 33%), decisive at another optimum, noise-dominated, a cell
     with one warmdown level (nothing to test), or not run. A cell run in several base-arm phases
     is taken from its first phase (Phase 2 before Phase 5)."""
-    from .grid import bits_label
+    from .runs import bits_label
     from .sizes import size_to_number
 
     best = base_arm(best)
-    best = best[best["phase"] == best.groupby(["bits", "size"])["phase"].transform("min")]
+    best = first_phase_rows(best)
     reg = base_arm(regime_table).set_index(["phase", "bits", "size"])
     rows = []
     bits_all = sorted(best["bits"].unique(), reverse=True)

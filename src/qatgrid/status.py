@@ -1,13 +1,15 @@
 """`qatgrid status`: where the configured grid stands, read from what runs write.
 
 Read-only and cheap (no torch, no training code), so it is safe to run while Snakemake or
-SLURM is running the grid. A run's state comes from qatgrid.audit.run_status:
+SLURM is running the grid. A run's state comes from qatgrid.audit.run_status, in the audit's
+words (qatgrid.audit.STATUSES):
 - done / diverged: metrics.json present (a half-written one counts as not there)
 - running: no metrics, and its curve.jsonl, training log or state checkpoint changed within
   the last `--running-minutes` (default 15) minutes, and its log does not end in a traceback
-- failed: no metrics, something written but nothing changed lately (crashed, killed,
-  preempted and waiting for its retry; a checkpoint lets the retry resume); its log's last
-  traceback gives the error line shown (workflow scripts write tracebacks to their logs)
+- interrupted / failed: no metrics, something written but nothing changed lately (crashed,
+  killed, preempted and waiting for its retry), with a checkpoint a retry resumes from
+  (interrupted) or none (failed). Both are listed as stopped runs, each with the error line of
+  its log's last traceback (workflow scripts write tracebacks to their logs)
 - not started: nothing written yet
 """
 
@@ -20,22 +22,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from .audit import STATUSES
 from .config import load_config
-from .grid import expand_runs
-from .io import split_traceback, tail_lines
+from .logs import split_traceback, tail_lines
 from .plan import build_plan
 from .progress import hms
 from .runfiles import RunFiles, TrunkFiles
+from .runs import expand_runs
 
-COLUMNS = ("planned", "done", "diverged", "running", "failed", "not started")
-AUDIT_TO_STATUS = {
-    "done": "done",
-    "diverged": "diverged",
-    "running": "running",
-    "partial": "failed",
-    "failed": "failed",
-    "missing": "not started",
-}
+COLUMNS = ("planned", *STATUSES)
+STOPPED = ("interrupted", "failed")  # listed with their logs' last lines
 
 
 def tail_record(path: Path) -> dict | None:
@@ -55,7 +51,8 @@ def grid_status(
     log_lines: int = 5,
     now: float | None = None,
 ) -> dict:
-    """Counts per phase, runs in flight, failed runs with their last log lines, GPU-hours."""
+    """Counts per phase, runs in flight, stopped (interrupted or failed) runs with their last log
+    lines, GPU-hours."""
     from .audit import grid_table, job_log, read_metrics, run_status
 
     results, now = Path(results), now if now is not None else time.time()
@@ -64,12 +61,12 @@ def grid_status(
     # 0, what a finished run's wall_seconds measure (a branched run's include its trunk's prefix)
     est_h, alone_h = table["est_gpu_hours"].tolist(), table["est_gpu_hours_alone"].tolist()
     counts: dict[str, Counter] = {}
-    running, failed, spent_s, finished = [], [], 0.0, 0
+    running, stopped, spent_s, finished = [], [], 0.0, 0
     trunk_s: dict[str, float] = {}  # a shared trunk's seconds, counted once however many runs branch off it
     done_wall_s, done_est_h, rate_runs, left_est_h, left, unestimated = 0.0, 0.0, 0, 0.0, 0, 0
     for run, est, alone in zip(expand_runs(config), est_h, alone_h):
         log = job_log(config, results, run)  # with train.trunk_jobs: group, its group job's
-        status = AUDIT_TO_STATUS[run_status(results, run.id, running_minutes * 60, now, log)]
+        status = run_status(results, run.id, running_minutes * 60, now, log)
         counts.setdefault(run.phase, Counter())[status] += 1
         files = RunFiles(run.id, results)
         if status in ("done", "diverged"):
@@ -87,7 +84,7 @@ def grid_status(
                 left_est_h += est
             else:  # NaN: a size with neither a measurement nor audit.tokens_per_second
                 unestimated += 1
-        if status in ("running", "failed"):
+        if status == "running" or status in STOPPED:
             last = tail_record(files.curve)
             if last is not None and last.get("run_id") != run.id:
                 last = None  # a stray file: training itself refuses it, naming the file
@@ -107,7 +104,7 @@ def grid_status(
                 # the exception that ended its last attempt, if one did, and the log lines before it
                 before, entry["error"] = split_traceback(tail_lines(Path(entry["log"])))
                 entry["log_tail"] = before[-log_lines:] if log_lines > 0 else []
-                failed.append(entry)
+                stopped.append(entry)
     phases = {
         phase: {"planned": sum(c.values()), **{k: c.get(k, 0) for k in COLUMNS[1:]}} for phase, c in counts.items()
     }
@@ -125,7 +122,7 @@ def grid_status(
         "total": total,
         "running": running,
         "trunks_running": trunks_in_flight(config, results, running_minutes * 60, now),
-        "failed": failed,
+        "stopped": stopped,
         "gpu_hours": {"spent": spent_s / 3600, "finished_runs": finished, "estimated_grid": estimate},
         "eta": {
             "runs_left": left,
@@ -195,8 +192,8 @@ def format_status(s: dict) -> str:
                 f"  {r['trunk']}  step {r['step'] if r['step'] is not None else '?'}, segment {r['from_step']}"
                 f"-{r['to_step']} (branch of {r['branch_of']})  loss {loss}  (updated {hms(r['updated_s_ago'])} ago)"
             )
-    out += ["", f"Failed or interrupted ({len(s['failed'])}):"]
-    for r in s["failed"]:
+    out += ["", f"Interrupted or failed ({len(s['stopped'])}):"]
+    for r in s["stopped"]:
         where = (
             f"after step {r['step']}/{r['steps']} (last logged)"
             if r["step"] is not None
@@ -245,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         default=15,
         help="an unfinished run that wrote within this many minutes counts as running (default 15)",
     )
-    parser.add_argument("--log-lines", type=int, default=5, help="log lines shown per failed run (default 5)")
+    parser.add_argument(
+        "--log-lines", type=int, default=5, help="log lines shown per interrupted or failed run (default 5)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     args = parser.parse_args(argv)
     try:

@@ -95,7 +95,7 @@ def run_storage(config: dict, run, branch_segment: bool = False) -> dict:
     metrics, probe, curve, logs) and the most it holds while it trains (`transient`: last.pt and
     prev.pt near its end, the fp32 weight files the probe reads before retention, and with
     `branch_segment` the trunk state it branched from)."""
-    from .grid import total_steps
+    from .schedule import total_steps
 
     train = config["train"]
     layout = size_layout(run.size, config["data"]["vocab_size"])
@@ -251,7 +251,7 @@ def storage_report(
 
 
 def run_of(r: dict):
-    from .grid import Run
+    from .runs import Run
 
     return Run(**{k: r[k] for k in Run.__dataclass_fields__})
 

@@ -53,7 +53,6 @@ from .config import RunPlan, TrainConfig
 from .data import load_data
 from .data.bpb import bits_per_byte
 from .data.stream import train_batch
-from .grid import Run, total_steps
 from .io import read_json, write_json
 from .model import GPT, ModelConfig, count_params
 from .optim import build_optimizers, ns_precision, set_step
@@ -61,8 +60,9 @@ from .plan import Job, Task
 from .probe import probe_checkpoint
 from .progress import Progress
 from .runfiles import GroupFiles, RunFiles, TrunkFiles
+from .runs import Run
 from .runtime import autocast, device_name, fast_path, resolve_device, setup_device, use_compile_cache
-from .schedule import lr_multiplier
+from .schedule import lr_multiplier, total_steps
 from .storage import check_fits, param_layout, retain_weights, state_bytes
 from .trunks import group_key, training_code_fingerprint, trunk_name
 

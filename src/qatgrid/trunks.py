@@ -33,8 +33,8 @@ import hashlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .grid import RUN_ID_WILDCARD, Run, lr_batch_factor, run_batch_size, run_data_seed, total_steps
-from .schedule import warmdown_start
+from .runs import RUN_ID_WILDCARD, Run
+from .schedule import lr_batch_factor, run_batch_size, run_data_seed, total_steps, warmdown_start
 
 PACKAGE = Path(__file__).resolve().parent
 # Modules that never change what training computes: editing them keeps trunk states valid.

@@ -2,7 +2,7 @@ import logging
 from pathlib import Path
 
 from qatgrid.audit import write_audit
-from qatgrid.io import setup_logging
+from qatgrid.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 write_audit(

@@ -2,7 +2,7 @@ import pandas as pd
 
 from qatgrid import stats
 from qatgrid.aggregate import write_table
-from qatgrid.io import setup_logging
+from qatgrid.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 write_table(

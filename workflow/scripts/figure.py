@@ -1,5 +1,6 @@
 from qatgrid.aggregate import load_probes, load_runs
-from qatgrid.io import atomic_path, setup_logging
+from qatgrid.io import atomic_path
+from qatgrid.logs import setup_logging
 from qatgrid.plots.captions import render
 from qatgrid.plots.registry import FIGURES
 from qatgrid.plots.tables import Tables

@@ -3,7 +3,7 @@ import pandas as pd
 from qatgrid.aggregate import write_table
 from qatgrid.audit import grid_table
 from qatgrid.footprint import footprint_table
-from qatgrid.io import setup_logging
+from qatgrid.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 config = snakemake.params.config

@@ -1,7 +1,8 @@
 import os
 import shutil
 
-from qatgrid.io import atomic_path, setup_logging
+from qatgrid.io import atomic_path
+from qatgrid.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 for src, dest in zip(snakemake.input, snakemake.output):

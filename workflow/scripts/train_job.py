@@ -3,7 +3,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # training reads the data folder only, never the hub
 
-from qatgrid.io import exit_without_teardown, setup_logging
+from qatgrid.logs import exit_without_teardown, setup_logging
 from qatgrid.plan import Job, Task
 from qatgrid.train import run_job
 

@@ -1,6 +1,6 @@
 from qatgrid import stats
 from qatgrid.aggregate import load_runs, write_table
-from qatgrid.io import setup_logging
+from qatgrid.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 runs = load_runs(snakemake.input.metrics)

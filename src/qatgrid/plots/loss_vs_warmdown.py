@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..stats import base_arm
+from ..stats import base_arm, first_phase_rows
 from .captions import interval_note, pct
 from .style import BITS_MARKERS, bits_color, bits_legend, bits_name, facet_grid, phase_label, save, sizes_in_order
 
@@ -44,16 +44,10 @@ def draw_curve(ax, curve: pd.DataFrame, bits: int, ls: str = "-") -> None:
     ax.scatter(100 * best["warmdown_frac"], best["y"], s=40, facecolors="none", edgecolors=color, lw=1, zorder=3)
 
 
-def first_phase(df: pd.DataFrame) -> pd.DataFrame:
-    """A (bits, size) cell run in several base-arm phases is drawn from its first phase only."""
-    first = df.groupby(["bits", "size"])["phase"].transform("min")
-    return df[df["phase"] == first]
-
-
 def draw(tables, pdf: str, png: str) -> list[str]:
     """Base arm. One panel per size for FP16/INT8/INT6, then one per size for INT4 and below,
     each curve relative to its own optimum (ringed), the paired interval of that difference."""
-    df = first_phase(base_arm(tables["loss_by_warmdown"]))
+    df = first_phase_rows(base_arm(tables["loss_by_warmdown"]))
     high, low = df[df["bits"] > 4], df[df["bits"] <= 4]
     panels = [(s, high[high["size"] == s], None) for s in sizes_in_order(high["size"])]
     for b in sorted(low["bits"].unique(), reverse=True):
@@ -93,7 +87,7 @@ def optimum_found(best: pd.DataFrame) -> str:
 
 
 def caption(tables) -> str:
-    best = first_phase(base_arm(tables["optimal_warmdown"]))
-    curves = first_phase(base_arm(tables["loss_by_warmdown"]))
+    best = first_phase_rows(base_arm(tables["optimal_warmdown"]))
+    curves = first_phase_rows(base_arm(tables["loss_by_warmdown"]))
     note = interval_note(curves, tables.alpha)
     return optimum_found(best) + (f" Bars: {note}." if note else "")

@@ -6,16 +6,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Patch
 
-from ..stats import base_arm
-from .loss_vs_warmdown import first_phase, optimum_found
+from ..stats import base_arm, first_phase_rows
+from .loss_vs_warmdown import optimum_found
 from .style import COLUMN_WIDTH, FULL_WIDTH, bits_color, bits_name, save, sizes_in_order
 
 
 def draw(tables, pdf: str, png: str) -> list[str]:
     """One colour per warmdown level the drawn cells offer (key above); the bit-width labels in
     each bit-width's colour, as in every other figure."""
-    best = first_phase(base_arm(tables["optimal_warmdown"]))
-    offered = first_phase(base_arm(tables["loss_by_warmdown"]))["warmdown_frac"]
+    best = first_phase_rows(base_arm(tables["optimal_warmdown"]))
+    offered = first_phase_rows(base_arm(tables["loss_by_warmdown"]))["warmdown_frac"]
     sizes = sizes_in_order(best["size"])
     bits = sorted(best["bits"].unique(), reverse=True)
     levels = sorted(set(offered) | set(best["best_warmdown"]))
@@ -62,4 +62,4 @@ def draw(tables, pdf: str, png: str) -> list[str]:
 
 
 def caption(tables) -> str:
-    return optimum_found(first_phase(base_arm(tables["optimal_warmdown"])))
+    return optimum_found(first_phase_rows(base_arm(tables["optimal_warmdown"])))

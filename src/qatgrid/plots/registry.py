@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..grid import Run
+from ..runs import Run, first_phase
 
 Select = Callable[[list[Run], dict], list[Run]]
 
@@ -52,9 +52,10 @@ def first_base_cells(runs: list[Run], config: dict) -> list[Run]:
     """Base-arm runs of each (bits, size)'s first phase (Phase 2 before Phase 5 before Phase 6), the
     cells the optimum figures and the boundary map draw."""
     base = [r for r in runs if r.is_base_arm]
-    first: dict[tuple, str] = {}
+    phases: dict[tuple, set[str]] = {}
     for r in base:
-        first[r.bits, r.size] = min(first.get((r.bits, r.size), r.phase), r.phase)
+        phases.setdefault((r.bits, r.size), set()).add(r.phase)
+    first = {cell: first_phase(names) for cell, names in phases.items()}
     return [r for r in base if r.phase == first[r.bits, r.size]]
 
 
@@ -89,7 +90,7 @@ def robustness_runs(runs: list[Run], config: dict) -> list[Run]:
     for (_, bits, size, *_), warmdowns in levels.items():
         cand = [b for b in base.get((bits, size), []) if b.warmdown_frac in warmdowns]
         if cand:
-            phase = min(b.phase for b in cand)
+            phase = first_phase(b.phase for b in cand)
             chosen += [b for b in cand if b.phase == phase]
     return chosen
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..grid import BASE_ARM
+from ..runs import BASE_ARM
 from .captions import interval_note
 from .loss_vs_warmdown import draw_curve
 from .style import bits_legend, facet_grid, save

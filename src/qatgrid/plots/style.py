@@ -13,8 +13,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..grid import bits_label  # noqa: E402
 from ..io import atomic_path  # noqa: E402
+from ..runs import bits_label  # noqa: E402
 from ..sizes import size_to_number  # noqa: E402
 
 log = logging.getLogger(__name__)

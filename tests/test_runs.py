@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from conftest import load_default_config
 
-from qatgrid.grid import RUN_ID_WILDCARD, Run, expand_runs, job_resources, parse_run_id, run_id
+from qatgrid.resources import job_resources
+from qatgrid.runs import RUN_ID_WILDCARD, Run, expand_runs, first_phase, parse_run_id, phase_key, run_id
 
 
 def test_run_id_is_readable_and_round_trips():
@@ -156,3 +157,32 @@ def test_every_loader_merges_a_nested_key_over_the_rest(tmp_path):
     assert status.load_config is load_config
     overridden = load_config(overrides={"train": {"lr": {"adamw": 0.001}}})["train"]["lr"]  # as --config
     assert overridden == {**default["lr"], "adamw": 0.001}
+
+
+def test_phases_sort_by_number_then_name_so_phase2_comes_before_phase10():
+    names = ["phase10", "phase2", "phase5-int4", "phase5-adamw", "phase6-bs16", "phase6-bs4"]
+    assert sorted(names, key=phase_key) == [
+        "phase2",
+        "phase5-adamw",
+        "phase5-int4",
+        "phase6-bs16",
+        "phase6-bs4",
+        "phase10",
+    ]
+    assert min(["phase10", "phase2"]) == "phase10"  # string order, which first_phase must not use
+    assert first_phase(["phase10", "phase2"]) == "phase2"
+    assert first_phase(["phase6-data", "phase5-int4", "phase5-heldout"]) == "phase5-heldout"
+
+
+def test_a_cell_run_in_phase2_and_phase10_is_drawn_from_phase2():
+    import pandas as pd
+
+    from qatgrid.plots.registry import first_base_cells, robustness_runs
+    from qatgrid.stats import first_phase_rows
+
+    runs = [Run(p, 6, "3M", wd, 1.0, 0) for p in ("phase10", "phase2") for wd in (0.1, 0.33)]
+    assert {r.phase for r in first_base_cells(runs, {})} == {"phase2"}
+    arm = Run("phase10", 6, "3M", 0.33, 1.0, 0, optimizer="adamw")
+    assert {r.phase for r in robustness_runs([*runs, arm], {}) if r.is_base_arm} == {"phase2"}
+    df = pd.DataFrame([{"phase": r.phase, "bits": r.bits, "size": r.size} for r in runs])
+    assert first_phase_rows(df)["phase"].tolist() == ["phase2", "phase2"]

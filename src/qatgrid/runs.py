@@ -1,6 +1,6 @@
-"""The one place where a config becomes a list of training runs.
+"""The runs: the Run type, its readable id, and the one place where a config's sweeps become runs.
 
-The Snakefile, the audit and the tests all call `expand_runs`; nothing else
+The Snakefile, the plan, the audit and the tests all call `expand_runs`; nothing else
 enumerates the grid. A run's id is a readable path, produced by `run_id` and
 read back by `parse_run_id`, e.g. ``phase2/int6/15M/wd33/lr1x/muon-linear-x1/seed0``.
 Runs on the two optional axes carry a suffix on the seed segment, ``seed0-bs16``,
@@ -52,7 +52,6 @@ SWEEP_DEFAULTS = {
 # Bit-widths in descending order. Ternary (BitNet b1.58) is stored as bits = 1.
 SUPPORTED_BITS = (16, 8, 6, 4, 3, 2, 1)
 BITS_BY_NAME = {"fp16": 16, "ternary": 1, **{f"int{b}": b for b in (8, 6, 4, 3, 2)}}
-LR_BATCH_RULES = {"hold": 0.0, "sqrt": 0.5, "linear": 1.0}  # lr x (batch / train.batch_size) ** exponent
 # The base arm: the runs the boundary, penalty and robustness analyses compare against. Phase 5's
 # other arms change one of these axes.
 BASE_ARM = {"optimizer": "muon", "schedule": "linear", "length_mult": 1}
@@ -149,6 +148,19 @@ def parse_run_id(text: str) -> Run:
     )
 
 
+def phase_key(phase: str) -> tuple:
+    """Sort key of a phase name: its number, then the name, so 'phase2' < 'phase5-int4' < 'phase10'
+    (a name without a number sorts after every numbered one)."""
+    number = re.search(r"\d+", phase)
+    return (int(number[0]) if number else float("inf"), phase)
+
+
+def first_phase(phases) -> str:
+    """The first of some phase names in phase order (phase_key): where a (bits, size) cell run in
+    several base-arm phases is taken from (Phase 2 before Phase 5 before Phase 6)."""
+    return min(phases, key=phase_key)
+
+
 def expand_sweep(sweep: dict, index: int = 0) -> list[Run]:
     axes = {k: sweep.get(k, SWEEP_DEFAULTS.get(k)) for k in SWEEP_KEYS}
     missing = [k for k, v in axes.items() if v is None]
@@ -183,116 +195,3 @@ def expand_runs(config: dict) -> list[Run]:
             seen[run.id] = i
             runs.append(run)
     return runs
-
-
-def run_batch_size(train_cfg: dict, run: Run) -> int:
-    """Sequences per step: the run's batch_size axis, else train.batch_size."""
-    return run.batch_size if run.batch_size is not None else train_cfg["batch_size"]
-
-
-def run_data_seed(run: Run) -> int | None:
-    """The run's level on the data-order axis; None off the axis: the default order of `train.batches`
-    (stream: the baseline's order, the same for every init seed; random: windows keyed on the init seed)."""
-    return run.data_seed
-
-
-def scheduled_steps(train_cfg: dict, length_mult: float, batch_size: int | None = None) -> int:
-    """Optimiser steps at a length multiple and batch size. With train.hold_tokens a run at another batch
-    size keeps the token budget of train.steps x train.batch_size sequences, so its steps scale inversely."""
-    steps = max(1, round(train_cfg["steps"] * length_mult))
-    if batch_size is None or not train_cfg["hold_tokens"]:
-        return steps
-    return max(1, steps * train_cfg["batch_size"] // batch_size)
-
-
-def total_steps(train_cfg: dict, run: Run) -> int:
-    """Optimiser steps of one run."""
-    return scheduled_steps(train_cfg, run.length_mult, run.batch_size)
-
-
-def total_tokens(train_cfg: dict, run: Run) -> int:
-    """Planned training tokens of one run (steps x sequences x sequence length)."""
-    return total_steps(train_cfg, run) * run_batch_size(train_cfg, run) * train_cfg["seq_len"]
-
-
-def lr_batch_factor(train_cfg: dict, run: Run) -> float:
-    """LR multiplier for a run's batch size: (batch / train.batch_size) ** e, e from train.lr_batch_rule
-    (hold: 0, sqrt: 0.5, linear: 1). 1 for runs at the default batch size."""
-    exponent = LR_BATCH_RULES[train_cfg["lr_batch_rule"]]
-    return (run_batch_size(train_cfg, run) / train_cfg["batch_size"]) ** exponent
-
-
-def job_resources(config: dict, run: Run, attempt: int = 1) -> dict:
-    """Cluster resources of one training job, from config["resources"]: its size's entry (else
-    the default) gives the time limit in minutes, doubled on each retry so a run killed at its
-    limit gets room to finish from its checkpoint, the memory and the CPU threads."""
-    res = config["resources"]["sizes"].get(run.size, config["resources"]["default"])
-    return {
-        "runtime": res["runtime_min"] * 2 ** (attempt - 1),
-        "mem_mb": res["mem_mb"],
-        "threads": res.get("threads", config["train"]["threads"]),
-    }
-
-
-def check_config(config: dict) -> list[Run]:
-    """Checks the schema cannot express; returns the runs. Errors name the key at fault."""
-    runs = expand_runs(config)
-    sizes = {r.size for r in runs}
-    bits = {r.bits for r in runs}
-    train = config["train"]
-    if train["warmup_steps"] >= train["steps"]:
-        raise ValueError(f"train.warmup_steps ({train['warmup_steps']}) must be < train.steps ({train['steps']})")
-    for size in config["analysis"]["heldout_sizes"]:
-        if size not in sizes:
-            raise ValueError(f"analysis.heldout_sizes names {size!r}, which no sweep trains (sizes: {sorted(sizes)})")
-    check_new_axes(config)
-    spans = train["stream_spans"]
-    if train["batches"] == "stream":
-        for bs in sorted({run_batch_size(train, r) for r in runs}):
-            if bs % spans:
-                raise ValueError(
-                    f"train.stream_spans ({spans}) must divide every run's batch size; {bs} sequences do not "
-                    "(train.batch_size or a sweep's batch_sizes)"
-                )
-    for key, b in (
-        ("analysis.penalty_bits", config["analysis"]["penalty_bits"]),
-        ("probe.grid_bits", config["probe"]["grid_bits"]),
-    ):
-        if not {16, b} <= bits:
-            raise ValueError(
-                f"{key} = {b} needs both FP16 and INT{b} runs in the sweeps (bits present: {sorted(bits)})"
-            )
-    return runs
-
-
-def check_new_axes(config: dict) -> None:
-    """Batch sizes must divide a held token budget; a data-order axis needs two levels for the variance split."""
-    train = config["train"]
-    for i, sweep in enumerate(config["sweeps"]):
-        data_seeds = sweep.get("data_seeds")
-        if data_seeds is not None and len(set(data_seeds)) < 2:
-            raise ValueError(
-                f"sweeps[{i}].data_seeds has {len(set(data_seeds))} level(s) {data_seeds}; separating "
-                "init-seed from data-order variance needs at least two (drop the key to order by seed)"
-            )
-        batch_sizes = sweep.get("batch_sizes") or []
-        if len(batch_sizes) > 1:
-            # Analyses key a cell by phase, not batch size: two batch sizes in one sweep would be pooled.
-            raise ValueError(
-                f"sweeps[{i}].batch_sizes lists {len(batch_sizes)} sizes {batch_sizes}; give each batch "
-                "size its own sweep (phase) so the analyses keep them apart"
-            )
-        for bs in batch_sizes:
-            for length in sweep.get("length_mults", SWEEP_DEFAULTS["length_mults"]):
-                steps = scheduled_steps(train, length)
-                if train["hold_tokens"] and steps * train["batch_size"] % bs:
-                    raise ValueError(
-                        f"sweeps[{i}].batch_sizes: {bs} does not divide the held token budget of {steps} steps x "
-                        f"train.batch_size {train['batch_size']} sequences (train.hold_tokens is true)"
-                    )
-                run_steps = scheduled_steps(train, length, bs)
-                if run_steps <= train["warmup_steps"]:
-                    raise ValueError(
-                        f"sweeps[{i}].batch_sizes: {bs} leaves {run_steps} steps, not more than "
-                        f"train.warmup_steps ({train['warmup_steps']})"
-                    )
