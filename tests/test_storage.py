@@ -51,7 +51,8 @@ def undisturbed(data_dir, tmp_path_factory):
     handler = logging.FileHandler(files.log)  # the job log's records, as setup_logging writes them
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     logger = logging.getLogger("qatgrid")
-    level, logger.level = logger.level, logging.INFO
+    level = logger.level
+    logger.setLevel(logging.INFO)  # setLevel, not `.level =`: it clears the loggers' cached isEnabledFor
     logger.addHandler(handler)
     try:
         metrics = train_run(RUN, {"train": TRAIN}, data_dir, files)

@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 import torch
 
+from qatgrid.config import schema_defaults
 from qatgrid.data import data_files
 from qatgrid.data.shards import HEADER_BYTES, TokenStream, write_shard
 from qatgrid.data.stream import chunk_order, stream_batch, train_batch
 from qatgrid.runs import Run
+
+TRAIN_DEFAULTS = schema_defaults("train")  # the train keys the data stream reads, as the schema fills them
 
 CPU = torch.device("cpu")
 SHARD_SIZES = (1000, 37, 523)  # small shards: batches cross their boundaries and wrap often
@@ -109,7 +112,7 @@ def test_a_data_seed_permutes_step_sized_chunks_of_the_same_stream(export):
 
 
 def test_init_seeds_share_the_stream_data_seeds_do_not(export):
-    tokens, cfg = stream_of(export), {"batches": "stream"}
+    tokens, cfg = stream_of(export), {**TRAIN_DEFAULTS, "batches": "stream"}
 
     def batches(run):
         return [torch.cat(train_batch(tokens, cfg, run, k, 4, 16, CPU)) for k in range(20)]
@@ -121,7 +124,7 @@ def test_init_seeds_share_the_stream_data_seeds_do_not(export):
     assert all(torch.equal(a, b) for a, b in zip(d0, batches(Run("p", 6, "0.1M", 0.33, 1.0, 5, data_seed=0))))
     assert sum(torch.equal(a, b) for a, b in zip(d0, d1)) < 5  # 24 chunks: two orders agree by chance now and then
     assert not all(torch.equal(a, b) for a, b in zip(d0, seed0))
-    x, y = train_batch(tokens, {}, Run("p", 6, "0.1M", 0.33, 1.0, 0), 3, 4, 16, CPU)  # default: stream
+    x, y = train_batch(tokens, TRAIN_DEFAULTS, Run("p", 6, "0.1M", 0.33, 1.0, 0), 3, 4, 16, CPU)  # default: stream
     assert torch.equal(torch.cat([x, y]), seed0[3])
 
 
@@ -134,7 +137,7 @@ def earlier_get_batch(tokens, seed, step, batch_size, seq_len):
 
 
 def test_random_option_keeps_the_earlier_batches(export):
-    tokens, cfg = stream_of(export), {"batches": "random"}
+    tokens, cfg = stream_of(export), {**TRAIN_DEFAULTS, "batches": "random"}
     for run, key in ((Run("p", 6, "0.1M", 0.33, 1.0, 3), 3), (Run("p", 6, "0.1M", 0.33, 1.0, 3, data_seed=5), 5)):
         for k in (0, 1, 17):
             x, y = train_batch(tokens, cfg, run, k, 4, 16, CPU)
@@ -150,8 +153,8 @@ def test_a_stream_shorter_than_one_batch_is_named(tmp_path):
         match=rf"{tmp_path}: the training shards hold 100 tokens, fewer than one batch "
         r"needs \(129 tokens: 4 x 32 \+ 1\)",
     ):
-        train_batch(tokens, {}, Run("p", 6, "0.1M", 0.33, 1.0, 0), 0, 4, 32, CPU)
+        train_batch(tokens, TRAIN_DEFAULTS, Run("p", 6, "0.1M", 0.33, 1.0, 0), 0, 4, 32, CPU)
     with pytest.raises(ValueError, match=r"hold 100 tokens, fewer than one batch needs \(101 tokens"):
-        train_batch(tokens, {"batches": "random"}, Run("p", 6, "0.1M", 0.33, 1.0, 0), 0, 4, 99, CPU)
+        train_batch(tokens, {**TRAIN_DEFAULTS, "batches": "random"}, Run("p", 6, "0.1M", 0.33, 1.0, 0), 0, 4, 99, CPU)
     with pytest.raises(ValueError, match=r"train.stream_spans \(3\) must divide the batch size \(4 sequences\)"):
         stream_batch(tokens, 0, 4, 8, spans=3)
