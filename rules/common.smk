@@ -193,8 +193,10 @@ def group_done(wildcards):
 def pack_group(wildcards):
     """Small runs share a GPU: on a cluster, `group-components: pack=K` (profiles/slurm) bundles
     K of them into one job that runs them side by side. Local runs ignore groups."""
+    if job_run(wildcards).size not in config["resources"]["pack_sizes"]:
+        return None
     check_pack_runs()
-    return "pack" if job_run(wildcards).size in config["resources"]["pack_sizes"] else None
+    return "pack"
 
 
 def check_pack_runs():
@@ -202,7 +204,8 @@ def check_pack_runs():
     the K of the profile's `group-components: pack=K` when one is given. Checked here, as the DAG
     is built: Snakemake sets its group settings only after it has parsed the workflow."""
     given = workflow.group_settings.group_components.get("pack")
-    if given is not None and given != config["resources"]["pack_runs"]:
+    # Without train.gpu_memory_gib no step is split, whatever shares the GPU: nothing to disagree on.
+    if given is not None and given != config["resources"]["pack_runs"] and config["train"]["gpu_memory_gib"]:
         raise ValueError(
             f"group-components: pack={given} (the profile or --group-components) packs {given} runs to a GPU job, "
             f"but resources.pack_runs is {config['resources']['pack_runs']}: the runs' micro-batches are planned for "

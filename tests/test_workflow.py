@@ -230,10 +230,16 @@ def test_changing_the_gpu_memory_reruns_only_runs_whose_micro_batches_change(tmp
 
 
 def test_pack_runs_must_match_the_profiles_group_components(wf):
-    """The plan gives each packed run 1/resources.pack_runs of the GPU: a profile that packs
-    another number of runs stops the workflow before any job, naming both settings."""
-    proc = snakemake(wf, "-n", "--group-components", "pack=4", check=False)
+    """The plan gives each packed run 1/resources.pack_runs of train.gpu_memory_gib: a profile that
+    packs another number of runs stops the workflow before any job, naming both settings. Without
+    packed sizes, or without a GPU memory to share, there is nothing to disagree on."""
+    (wf / "packed.yaml").write_text('resources: {pack_sizes: ["0.1M"]}\ntrain: {gpu_memory_gib: 8}\n')
+    proc = snakemake(wf, "-n", "--group-components", "pack=4", "--configfile", "packed.yaml", check=False)
     assert proc.returncode != 0
     assert "group-components: pack=4" in proc.stdout + proc.stderr
     assert "resources.pack_runs is 1" in proc.stdout + proc.stderr
-    assert snakemake(wf, "-n", "--group-components", "pack=1").returncode == 0
+    assert snakemake(wf, "-n", "--group-components", "pack=1", "--configfile", "packed.yaml").returncode == 0
+    # the shipped profile's pack=8 over the default config (no packed sizes, no GPU memory)
+    assert snakemake(wf, "-n", "--group-components", "pack=8").returncode == 0
+    (wf / "nomem.yaml").write_text('resources: {pack_sizes: ["0.1M"]}\n')
+    assert snakemake(wf, "-n", "--group-components", "pack=4", "--configfile", "nomem.yaml").returncode == 0
