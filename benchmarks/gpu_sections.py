@@ -309,7 +309,7 @@ def table_rows(path: Path) -> int:
 
 def section_packing(spec: dict, record: Record) -> None:
     """Aggregate tokens/s of K concurrent INT6 runs over one alone (common.packing_gain)."""
-    from qatgrid.runtime import check_pack_memory
+    from qatgrid.memory import check_pack_memory
 
     c, fast = spec["plan"], section_fast(spec)
     memory = spec["device"].get("memory_gib")

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from qatgrid import runtime
+from qatgrid import memory, runtime
 from qatgrid.model import GPT, ModelConfig
 
 
@@ -71,7 +71,7 @@ def test_cpu_set_up_computes_bitwise_what_it_did(restore_threads):
 def test_packed_runs_must_fit_the_gpu_together():
     gib = 2**30
     # 8 runs of 9 GiB = 72 GiB: 90% of an 80 GiB GPU; 10 GiB each (80 GiB) just fits; 11 does not.
-    assert runtime.check_pack_memory("8M", 9 * gib, 8, 80 * gib) == pytest.approx(0.9)
-    assert runtime.check_pack_memory("8M", 10 * gib, 8, 80 * gib) == pytest.approx(1.0)
+    assert memory.check_pack_memory("8M", 9 * gib, 8, 80 * gib) == pytest.approx(0.9)
+    assert memory.check_pack_memory("8M", 10 * gib, 8, 80 * gib) == pytest.approx(1.0)
     with pytest.raises(ValueError, match=r"8 packed runs of 8M need 88.0 GiB .* \(80.0 GiB\).*pack_sizes"):
-        runtime.check_pack_memory("8M", 11 * gib, 8, 80 * gib)
+        memory.check_pack_memory("8M", 11 * gib, 8, 80 * gib)

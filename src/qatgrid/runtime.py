@@ -10,8 +10,6 @@ from pathlib import Path
 
 import torch
 
-from .memory import check_pack_memory  # noqa: F401  (torch-free, for the audit; read here by the GPU check)
-
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
